@@ -1,0 +1,54 @@
+# Set-up and entry points. Every target installs what it needs, so `make demo`
+# and `make test` work on a fresh machine and are idempotent.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STATE_DIR ?= $(CURDIR)/state
+# Debian packages the suite needs (checked with dpkg, installed only when missing).
+DEB_PACKAGES := iproute2 sqlite3
+RUST_SOURCES := $(shell find rust/src -name '*.rs') rust/Cargo.toml Cargo.toml pyproject.toml
+
+.PHONY: demo test test-rust test-python lint bench deps debs clean
+
+demo: $(VENV)/.built
+	$(PY) -m pyln.demo --state-dir $(STATE_DIR)
+
+test: $(VENV)/.built test-rust test-python
+
+test-rust:
+	cargo test --workspace --release
+
+test-python: $(VENV)/.built
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.built
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --features python -- -D warnings
+
+bench: $(VENV)/.built
+	$(PY) benches/ipam_bench.py
+	cargo bench --workspace --bench bitseq
+
+debs:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.deps: requirements-dev.txt | debs
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	  $(VENV)/bin/maturin develop --release -q
+	touch $@
+
+clean:
+	rm -rf $(VENV) target

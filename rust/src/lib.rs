@@ -1,0 +1,8 @@
+//! pyln's Rust core. Each module is plain Rust with its own tests; the `python`
+//! feature (turned on by maturin) adds the thin PyO3 layer in `py`.
+
+pub mod bitseq;
+pub mod idm;
+
+#[cfg(feature = "python")]
+mod py;
