@@ -383,8 +383,9 @@ impl Bitseq {
         out
     }
 
-    /// Parses libnetwork's serialized form; any malformed input is an error.
-    /// Neighbouring runs with the same block are merged.
+    /// Parses libnetwork's serialized form; malformed input is an error. Repairs what
+    /// Go's CheckConsistency repairs: empty runs are dropped, neighbouring runs with the
+    /// same block merged, and the free count is taken from the runs, not the header.
     pub fn from_bytes(data: &[u8]) -> Result<Self, BitseqError> {
         let err = |m: String| Err(BitseqError::Decode(m));
         if data.len() < HEADER_LEN + RUN_LEN {
@@ -406,7 +407,6 @@ impl Bitseq {
         };
         let raw_bits = u64_at(0);
         let bits: u128 = if raw_bits == 0 { MAX_BITS } else { raw_bits as u128 };
-        let raw_unselected = u64_at(8);
 
         let mut s = Bitseq {
             bits,
@@ -427,7 +427,8 @@ impl Bitseq {
             c.copy_from_slice(&chunk[4..12]);
             let count = u64::from_be_bytes(c);
             if count == 0 {
-                return err(format!("run at block {next_block} has a count of 0"));
+                // Old docker releases wrote empty runs; like Go's CheckConsistency, drop them.
+                continue;
             }
             let end = match next_block.checked_add(count) {
                 Some(e) if e <= nblocks => e,
@@ -465,11 +466,8 @@ impl Bitseq {
         if let Some((ps, p)) = pending {
             s.insert_run(ps, p);
         }
-        if free as u64 != raw_unselected {
-            return err(format!(
-                "header says {raw_unselected} bits are free but the runs have {free}"
-            ));
-        }
+        // The header's free count is redundant; the runs are the truth (old docker
+        // releases wrote handles whose count had drifted from their runs).
         s.unselected = free;
         Ok(s)
     }
@@ -598,9 +596,13 @@ mod tests {
         let mut b = Bitseq::new(40).unwrap().to_bytes();
         b[16..20].copy_from_slice(&[0, 0, 0, 1]);
         assert!(Bitseq::from_bytes(&b).is_err());
-        // unselected lies
+        // a header whose free count disagrees with the runs is repaired from the runs
         let mut b = Bitseq::new(64).unwrap().to_bytes();
         b[15] = 3;
+        assert_eq!(Bitseq::from_bytes(&b).unwrap().unselected(), 64);
+        // only empty runs: nothing is covered
+        let mut b = Bitseq::new(64).unwrap().to_bytes();
+        b[27] = 0;
         assert!(Bitseq::from_bytes(&b).is_err());
     }
 

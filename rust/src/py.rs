@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyInt, PyType};
 
 use crate::bitseq::{Bitseq, BitseqError};
 use crate::idm::{Idm, IdmError};
@@ -49,9 +49,11 @@ fn idm_err(py: Python<'_>, e: IdmError) -> PyErr {
 fn ordinal(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str, err: &str) -> PyResult<u64> {
     match obj.extract::<u64>() {
         Ok(v) => Ok(v),
-        Err(_) if obj.extract::<i128>().is_ok() || obj.extract::<u128>().is_ok() => Err(
-            typed_error(py, err, format!("{what} {obj} is out of range")),
-        ),
+        Err(_) if obj.is_instance_of::<PyInt>() => Err(typed_error(
+            py,
+            err,
+            format!("{what} {obj} is out of range"),
+        )),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{what} must be an int, not {}",
             obj.get_type().name()?
@@ -70,14 +72,11 @@ pub struct PyBitseq {
 impl PyBitseq {
     #[new]
     fn new(py: Python<'_>, bits: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let n: u128 = match bits.extract::<u128>() {
-            Ok(n) => n,
-            Err(_) if bits.extract::<i128>().is_ok() => 0,
-            Err(_) => u128::MAX,
-        };
-        if !bits.is_instance_of::<pyo3::types::PyInt>() {
+        if !bits.is_instance_of::<PyInt>() {
             return Err(PyTypeError::new_err("Bitseq length must be an int"));
         }
+        // Negative or huge lengths map to 0, which Bitseq::new refuses.
+        let n: u128 = bits.extract::<u128>().unwrap_or(0);
         Bitseq::new(n)
             .map(|inner| PyBitseq { inner })
             .map_err(|_| {
@@ -99,6 +98,12 @@ impl PyBitseq {
     #[getter]
     fn unselected(&self) -> u128 {
         self.inner.unselected()
+    }
+
+    /// Number of runs in the encoding (the serialized form is 16 + 12 * runs bytes).
+    #[getter]
+    fn run_count(&self) -> usize {
+        self.inner.run_count()
     }
 
     /// Where the next serial search starts.

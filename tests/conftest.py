@@ -1,0 +1,62 @@
+"""Shared fixtures. The session fixture fails the run if any test left a network
+namespace or link behind in the kernel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyln.store import SQLiteStore
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def _kernel_objects() -> set[str]:
+    """Names of network namespaces and links now present."""
+    names: set[str] = set()
+    if os.path.isdir("/run/netns"):
+        names |= {f"netns:{n}" for n in os.listdir("/run/netns")}
+    if os.path.isdir("/sys/class/net"):
+        names |= {f"link:{n}" for n in os.listdir("/sys/class/net")}
+    return names
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_leak_check() -> Iterator[None]:
+    before = _kernel_objects()
+    yield
+    leaked = sorted(_kernel_objects() - before)
+    if leaked:
+        pytest.fail(f"tests left kernel objects behind: {', '.join(leaked)}", pytrace=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "state", scope="local")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """A state directory for tests that open several stores on one file."""
+    p = tmp_path / "state"
+    p.mkdir()
+    return p
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a fresh interpreter of this environment (another process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
