@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_python
 
 from pyln.errors import BadRequest
 from pyln.store import (
@@ -27,6 +26,8 @@ from pyln.store import (
     SQLiteStore,
     StoreError,
 )
+
+from conftest import run_python
 
 
 def test_put_get_list_delete(store: SQLiteStore) -> None:
@@ -142,7 +143,7 @@ def test_corrupt_value_is_a_typed_error(store: SQLiteStore) -> None:
 def test_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "junk.db"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="junk.db"):
+    with pytest.raises(StoreError, match=r"junk\.db"):
         SQLiteStore(bad)
     with pytest.raises(BadRequest, match="scope"):
         SQLiteStore(tmp_path / "x.db", scope="galactic")
