@@ -9,7 +9,12 @@ pub enum IdmError {
     /// The set's bounds are inverted.
     BadSet { start: u64, end: u64 },
     /// The ID or range lies outside the set.
-    OutOfSet { start: u64, end: u64, lo: u64, hi: u64 },
+    OutOfSet {
+        start: u64,
+        end: u64,
+        lo: u64,
+        hi: u64,
+    },
     /// From the bitmask: none free, or already taken.
     Bits(BitseqError),
 }
@@ -19,9 +24,14 @@ impl std::fmt::Display for IdmError {
         match self {
             Self::BadSet { start, end } => write!(f, "invalid ID set range [{start}, {end}]"),
             Self::OutOfSet { start, end, lo, hi } => {
-                write!(f, "requested IDs [{start}, {end}] do not belong to the set [{lo}, {hi}]")
+                write!(
+                    f,
+                    "requested IDs [{start}, {end}] do not belong to the set [{lo}, {hi}]"
+                )
             }
-            Self::Bits(BitseqError::BitAlreadyAllocated(o)) => write!(f, "ID offset {o} is already allocated"),
+            Self::Bits(BitseqError::BitAlreadyAllocated(o)) => {
+                write!(f, "ID offset {o} is already allocated")
+            }
             Self::Bits(e) => write!(f, "{e}"),
         }
     }
@@ -70,14 +80,26 @@ impl Idm {
     pub fn from_handle(start: u64, handle: Bitseq) -> Result<Self, IdmError> {
         let last = start as u128 + handle.bits() - 1;
         if last > u64::MAX as u128 {
-            return Err(IdmError::BadSet { start, end: u64::MAX });
+            return Err(IdmError::BadSet {
+                start,
+                end: u64::MAX,
+            });
         }
-        Ok(Idm { start, end: last as u64, handle })
+        Ok(Idm {
+            start,
+            end: last as u64,
+            handle,
+        })
     }
 
     fn check(&self, lo: u64, hi: u64) -> Result<(), IdmError> {
         if lo < self.start || hi > self.end || lo > hi {
-            return Err(IdmError::OutOfSet { start: lo, end: hi, lo: self.start, hi: self.end });
+            return Err(IdmError::OutOfSet {
+                start: lo,
+                end: hi,
+                lo: self.start,
+                hi: self.end,
+            });
         }
         Ok(())
     }
@@ -96,7 +118,9 @@ impl Idm {
     /// Any free ID in `lo..=hi`.
     pub fn get_id_in_range(&mut self, lo: u64, hi: u64, serial: bool) -> Result<u64, IdmError> {
         self.check(lo, hi)?;
-        let off = self.handle.set_any_in_range(lo - self.start, hi - self.start, serial)?;
+        let off = self
+            .handle
+            .set_any_in_range(lo - self.start, hi - self.start, serial)?;
         Ok(self.start + off)
     }
 
@@ -138,8 +162,14 @@ mod tests {
         assert!(i.release(51));
         assert!(!i.release(1000));
         assert_eq!(i.get_id(false), Ok(51));
-        assert!(matches!(i.get_specific_id(49), Err(IdmError::OutOfSet { .. })));
-        assert!(matches!(i.get_specific_id(50), Err(IdmError::Bits(BitseqError::BitAlreadyAllocated(0)))));
+        assert!(matches!(
+            i.get_specific_id(49),
+            Err(IdmError::OutOfSet { .. })
+        ));
+        assert!(matches!(
+            i.get_specific_id(50),
+            Err(IdmError::Bits(BitseqError::BitAlreadyAllocated(0)))
+        ));
     }
 
     #[test]
@@ -150,7 +180,8 @@ mod tests {
         i.release(150);
         assert_eq!(i.get_id_in_range(150, 160, true), Ok(152));
         assert!(i.get_id_in_range(90, 160, false).is_err());
-        let again = Idm::from_handle(100, Bitseq::from_bytes(&i.handle().to_bytes()).unwrap()).unwrap();
+        let again =
+            Idm::from_handle(100, Bitseq::from_bytes(&i.handle().to_bytes()).unwrap()).unwrap();
         assert_eq!(again.end(), 200);
         assert_eq!(again, i);
     }

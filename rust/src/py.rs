@@ -77,15 +77,13 @@ impl PyBitseq {
         }
         // Negative or huge lengths map to 0, which Bitseq::new refuses.
         let n: u128 = bits.extract::<u128>().unwrap_or(0);
-        Bitseq::new(n)
-            .map(|inner| PyBitseq { inner })
-            .map_err(|_| {
-                typed_error(
-                    py,
-                    "InvalidBitseqLength",
-                    format!("invalid sequence length {bits}: must be between 1 and 2^64 bits"),
-                )
-            })
+        Bitseq::new(n).map(|inner| PyBitseq { inner }).map_err(|_| {
+            typed_error(
+                py,
+                "InvalidBitseqLength",
+                format!("invalid sequence length {bits}: must be between 1 and 2^64 bits"),
+            )
+        })
     }
 
     /// Number of bits.
@@ -250,7 +248,9 @@ impl PyIdm {
     }
 
     fn release(&mut self, id: &Bound<'_, PyAny>) -> bool {
-        id.extract::<u64>().map(|i| self.inner.release(i)).unwrap_or(false)
+        id.extract::<u64>()
+            .map(|i| self.inner.release(i))
+            .unwrap_or(false)
     }
 
     fn is_taken(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
