@@ -386,7 +386,7 @@ def test_serial_cursor_survives_reopen(tmp_path: Path) -> None:
 
 
 def test_ipv6_slash_64_is_exact(alloc: Allocator) -> None:
-    pid, nw, _ = alloc.request_pool(L, "2001:db8:5::/64", v6=True)
+    pid, _, _ = alloc.request_pool(L, "2001:db8:5::/64", v6=True)
     assert alloc.bitmask(pid).bits == 2**64
     assert alloc.request_address(pid)[0] == ip("2001:db8:5::1/64")
     top = "2001:db8:5:0:ffff:ffff:ffff:ffff"
