@@ -26,7 +26,10 @@ T = TypeVar("T")
 
 # Journal operations; OP_NONE: the change left the bitmask as it was.
 OP_NONE, OP_UNSET, OP_SET_ANY, OP_SET = -1, 0, 1, 2
+# Compact when the journal since the snapshot holds this many records, and at least
+# COMPACT_RUN_FACTOR times the bitmask's run count (so rewriting it stays O(1) amortised).
 MIN_COMPACT_EVERY = 4096
+COMPACT_RUN_FACTOR = 4
 MAX_ATTEMPTS = 1000
 
 
@@ -160,7 +163,9 @@ class JournaledBitmask:
                 self.reload()
                 raise
             self.seq += 1
-            if self.seq - self.snap_seq >= max(MIN_COMPACT_EVERY, 4 * self.bits.run_count):
+            if self.seq - self.snap_seq >= max(
+                MIN_COMPACT_EVERY, COMPACT_RUN_FACTOR * self.bits.run_count
+            ):
                 self._compact()
             return result
         raise KeyModified(f"bitmask {self.base}: gave up after {MAX_ATTEMPTS} conflicting writes")
