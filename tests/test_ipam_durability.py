@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_python
 
 import pyln.ipam.bitmask as bitmask_mod
 from pyln.ipam import LOCAL_DEFAULT, Allocator, IPAlreadyAllocated, PoolNotFound, PoolOverlap
 from pyln.store import SQLiteStore
+
+from conftest import run_python
 
 POOL = "10.44.0.0/22"
 
