@@ -29,7 +29,7 @@ lint: $(VENV)/.built
 	cargo clippy --workspace --features python -- -D warnings
 
 bench: $(VENV)/.built
-	$(PY) benches/ipam_bench.py
+	$(PY) -m pytest benches -q -p no:cacheprovider --benchmark-only --benchmark-columns=median,min,max,rounds
 	cargo bench --workspace --bench bitseq
 
 debs:
