@@ -476,3 +476,13 @@ def test_released_pool_is_gone(alloc: Allocator) -> None:
     pid2, _, _ = alloc.request_pool(L, "10.9.0.0/24")
     assert pid2 == pid
     assert str(alloc.request_address(pid)[0].ip) == "10.9.0.1", "a new pool starts empty"
+
+
+def test_master_cannot_be_released_from_under_its_sub_pools(alloc: Allocator) -> None:
+    sub, _, _ = alloc.request_pool(L, "10.5.0.0/16", "10.5.1.0/24")
+    master = str(SubnetKey.parse(sub).parent)
+    with pytest.raises(InvalidRequest, match="sub-pools"):
+        alloc.release_pool(master)  # never requested directly: the sub-pool holds it
+    assert alloc.request_address(sub)[0] == ip("10.5.1.0/16")
+    alloc.release_pool(sub)
+    assert alloc.pools() == []

@@ -282,6 +282,15 @@ class _Space:
         self.commit(changes, new_mask)
 
     def remove(self, pool: _Pool) -> None:
+        if pool.sub is None and pool.refs == 1:
+            subs = sorted(p.id for p in self.pools.values() if p.master_id == pool.id != p.id)
+            if subs:
+                # Only reachable by releasing a master more often than it was requested:
+                # the sub-pools hold references on it. Removing it would orphan them.
+                raise InvalidRequest(
+                    f"pool {pool.id!r} is still used by sub-pools {', '.join(subs)}: "
+                    f"release those first"
+                )
         changes: dict[str, _Pool | None] = {}
         chain = [pool] if pool.sub is None else [pool, self.pools[str(pool.key.parent)]]
         for p in chain:
