@@ -117,6 +117,12 @@ fn row(what: &str, pyln: String, baseline: Option<f64>, median: f64, unit: &str)
     }
 }
 
+/// An informational row (no baseline) from the samples of one measurement.
+fn info(what: &str, samples: &[f64], unit: &str, reps: usize) -> Row {
+    let s = stats(samples);
+    row(what, fmt_stats(s, unit, reps), None, s.median, unit)
+}
+
 fn with_target(mut r: Row, target: String, met: bool) -> Row {
     r.target = target;
     r.met = if met { "yes".into() } else { "**NO**".into() };
@@ -374,13 +380,11 @@ fn main() {
     const SERIAL_REPS: usize = 3;
     eprintln!("[1b] same with set_any(serial=true), {SERIAL_REPS} reps ...");
     let (samples, _) = bench_fill(true, SERIAL_REPS);
-    let s = stats(&samples);
-    rows.push(row(
+    rows.push(info(
         "1b. set_any(serial=true), same (informational)",
-        fmt_stats(s, "ns", SERIAL_REPS),
-        None,
-        s.median,
+        &samples,
         "ns",
+        SERIAL_REPS,
     ));
 
     // 2. Fragmented mask: unset random allocated / set_any refills the first hole.
@@ -455,21 +459,17 @@ fn main() {
     const CODEC_ITERS: usize = 100;
     eprintln!("[3] to_bytes / from_bytes, {CODEC_REPS} reps x {CODEC_ITERS} calls ...");
     let (enc, dec) = bench_codec(&frag, CODEC_REPS, CODEC_ITERS);
-    let s = stats(&enc);
-    rows.push(row(
+    rows.push(info(
         "3b. to_bytes() of the fragmented mask, per call",
-        fmt_stats(s, "µs", CODEC_REPS),
-        None,
-        s.median,
+        &enc,
         "µs",
+        CODEC_REPS,
     ));
-    let s = stats(&dec);
-    rows.push(row(
+    rows.push(info(
         "3c. from_bytes() of the fragmented mask, per call",
-        fmt_stats(s, "µs", CODEC_REPS),
-        None,
-        s.median,
+        &dec,
         "µs",
+        CODEC_REPS,
     ));
     drop(frag);
 
@@ -477,21 +477,17 @@ fn main() {
     const BIG_REPS: usize = 3;
     eprintln!("[4] 2^64-bit mask, {BIG_REPS} reps x {BIG_OPS} set + {BIG_OPS} unset ...");
     let (set_us, unset_us, peak) = bench_big(&mut rng, BIG_REPS);
-    let s = stats(&set_us);
-    rows.push(row(
+    rows.push(info(
         &format!("4a. set(random), 2^64-bit mask, 1,000,000 ops (up to {peak} runs), per op"),
-        fmt_stats(s, "µs", BIG_REPS),
-        None,
-        s.median,
+        &set_us,
         "µs",
+        BIG_REPS,
     ));
-    let s = stats(&unset_us);
-    rows.push(row(
+    rows.push(info(
         "4b. unset() of those ordinals in random order, per op",
-        fmt_stats(s, "µs", BIG_REPS),
-        None,
-        s.median,
+        &unset_us,
         "µs",
+        BIG_REPS,
     ));
 
     println!();
