@@ -268,9 +268,9 @@ class _Space:
         else:
             if sub is not None:
                 changes[str(key)] = _Pool(key, nw, sub, 1)
-            parent = self.pools.get(str(key.parent))
-            if parent is not None:
-                changes[parent.id] = parent.with_refs(parent.refs + 1)
+            master = self.pools.get(str(key.parent))
+            if master is not None:
+                changes[master.id] = master.with_refs(master.refs + 1)
             else:
                 if self.overlaps(nw):
                     raise PoolOverlap(
@@ -412,18 +412,21 @@ class Allocator:
     # -- addresses ----------------------------------------------------------------
 
     def _pool(self, pool_id: str) -> tuple[_Space, _Pool]:
+        # Fast path: a pool id this allocator has seen, straight from the cache.
         space = self._spaces.get(pool_id.partition("/")[0]) if isinstance(pool_id, str) else None
-        p = space.pools.get(pool_id) if space is not None else None
-        if p is None:
-            key = SubnetKey.parse(pool_id)
-            space = self._spaces.get(key.space)
-            if space is None:
-                raise PoolNotFound(f"no pool {pool_id!r}: unknown address space {key.space!r}")
-            space.refresh()
-            p = space.pools.get(str(key))
-            if p is None:
-                raise PoolNotFound(f"cannot find address pool for pool id {pool_id!r}")
-        return space, p
+        if space is not None:
+            p = space.pools.get(pool_id)
+            if p is not None:
+                return space, p
+        key = SubnetKey.parse(pool_id)
+        space = self._spaces.get(key.space)
+        if space is None:
+            raise PoolNotFound(f"no pool {pool_id!r}: unknown address space {key.space!r}")
+        space.refresh()
+        found = space.pools.get(str(key))
+        if found is None:
+            raise PoolNotFound(f"cannot find address pool for pool id {pool_id!r}")
+        return space, found
 
     def _mask(self, space: _Space, p: _Pool) -> JournaledBitmask:
         try:

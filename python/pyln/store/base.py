@@ -5,6 +5,8 @@ compare-and-swap. Local scope is SQLite (the embedded default); global scope
 
 from __future__ import annotations
 
+import builtins
+
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ class Entry(NamedTuple):
 
     key: str
     value: Any
-    index: int
+    index: int  # type: ignore[assignment]  # the store's word; shadows tuple.index
 
 
 class _Any:
@@ -102,12 +104,12 @@ class Store(ABC):
         """The object under `key`; raises KeyNotFound."""
 
     @abstractmethod
-    def list(self, prefix: Key, start_after: str | None = None) -> list[Entry]:
+    def list(self, prefix: Key, start_after: str | None = None) -> builtins.list[Entry]:
         """Every object whose key starts with `prefix` (a plain string prefix: end it
         with '/' to list a folder), in key order; only keys after `start_after` if given."""
 
     @abstractmethod
-    def commit(self, ops: Iterable[Op]) -> list[int]:
+    def commit(self, ops: Iterable[Op]) -> builtins.list[int]:
         """Applies all of `ops` atomically, or none: raises KeyExists, KeyModified or
         KeyNotFound naming the first comparison that failed. Returns the new index of
         each Put, in order."""

@@ -5,6 +5,8 @@ several processes may share the file, SQLite's locks serialise their writes."""
 
 from __future__ import annotations
 
+import builtins
+
 import json
 import os
 import sqlite3
@@ -113,7 +115,7 @@ class SQLiteStore(Store):
             raise KeyNotFound(f"no object under key {k!r}")
         return Entry(k, _decode(k, row[0]), row[1])
 
-    def list(self, prefix: Key, start_after: str | None = None) -> list[Entry]:
+    def list(self, prefix: Key, start_after: str | None = None) -> builtins.list[Entry]:
         p = make_key(prefix)
         lo, op = (p, ">=") if start_after is None or start_after < p else (start_after, ">")
         with self._lock:
@@ -135,10 +137,10 @@ class SQLiteStore(Store):
         if cur.rowcount != 1:
             raise KeyModified(f"{g!r} is no longer at index {guard_index}: append of {k!r} refused")
 
-    def commit(self, ops: Iterable[Op]) -> list[int]:
+    def commit(self, ops: Iterable[Op]) -> builtins.list[int]:
         ops = list(ops)
         encoded = [_encode(op.key, op.value) if isinstance(op, Put) else None for op in ops]
-        out: list[int] = []
+        out: builtins.list[int] = []
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
