@@ -6,7 +6,6 @@ compare-and-swap. Local scope is SQLite (the embedded default); global scope
 from __future__ import annotations
 
 import builtins
-
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass

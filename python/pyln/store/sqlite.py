@@ -6,7 +6,6 @@ several processes may share the file, SQLite's locks serialise their writes."""
 from __future__ import annotations
 
 import builtins
-
 import json
 import os
 import sqlite3
