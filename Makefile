@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STATE_DIR ?= $(CURDIR)/state
 # Debian packages the suite needs (checked with dpkg, installed only when missing).
-DEB_PACKAGES := iproute2
+DEB_PACKAGES := iproute2 nftables iptables
 RUST_SOURCES := $(shell find rust/src -name '*.rs') rust/Cargo.toml Cargo.toml pyproject.toml
 
 .PHONY: demo test test-rust test-python lint bench deps debs clean
