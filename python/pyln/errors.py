@@ -106,3 +106,52 @@ class KeyExists(StoreError, Forbidden):
 
 class InvalidStoreData(StoreError, Internal):
     """A stored value that cannot be decoded."""
+
+
+# CNM objects (libnetwork's error.go names)
+class InvalidName(BadRequest):
+    """An empty or malformed network, endpoint or sandbox name."""
+
+
+class InvalidID(BadRequest):
+    """An empty or malformed object id."""
+
+
+class NetworkNameExists(Forbidden):
+    """A network with that name already exists."""
+
+
+class NetworkNotFound(NotFound):
+    """No network with that name or id."""
+
+
+class EndpointExists(Forbidden):
+    """The network already has an endpoint with that name."""
+
+
+class EndpointNotFound(NotFound):
+    """No endpoint with that name or id (or it was deleted)."""
+
+
+class SandboxNotFound(NotFound):
+    """No sandbox with that id (or it was deleted)."""
+
+
+class ActiveEndpoints(Forbidden):
+    """The network still has endpoints: delete them first."""
+
+
+class ActiveContainer(Forbidden):
+    """The endpoint is still joined to a sandbox: leave first."""
+
+
+class AlreadyJoined(Forbidden):
+    """The endpoint is already joined to a sandbox."""
+
+
+class NotJoined(Forbidden):
+    """The endpoint is not joined to that sandbox."""
+
+
+class StateDirInUse(Forbidden):
+    """Another live controller holds the state directory."""

@@ -99,7 +99,9 @@ class Namespace:
         self.path = Path(path)
         self.owned = owned
         self.inode = os.stat(self.path).st_ino
-        self._ipr: IPRoute | None = None
+        # pyroute2 0.9 binds an IPRoute to the thread that made it: one per thread.
+        self._local = threading.local()
+        self._all: list[IPRoute] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -152,11 +154,12 @@ class Namespace:
         return cls(Path(f"/proc/{os.getpid()}/ns/net"), owned=False)
 
     def close(self) -> None:
-        """Closes the cached netlink socket."""
+        """Closes the cached netlink sockets (of every thread)."""
         with self._lock:
-            if self._ipr is not None:
-                self._ipr.close()
-                self._ipr = None
+            for ipr in self._all:
+                ipr.close()
+            self._all.clear()
+            self._local = threading.local()
 
     def delete(self) -> None:
         """Unmounts and removes the namespace file. The kernel frees the namespace (and
@@ -194,12 +197,15 @@ class Namespace:
         return self.run(socket.socket, family, kind, proto)
 
     def netlink(self) -> IPRoute:
-        """An IPRoute whose socket lives in this namespace (cached; thread-safe use is
-        the caller's business, as with any IPRoute)."""
-        with self._lock:
-            if self._ipr is None:
-                self._ipr = self.new_netlink()
-            return self._ipr
+        """An IPRoute whose socket lives in this namespace, cached per calling thread
+        (pyroute2 0.9 refuses an IPRoute from a thread other than its creator's)."""
+        ipr: IPRoute | None = getattr(self._local, "ipr", None)
+        if ipr is None:
+            ipr = self.new_netlink()
+            self._local.ipr = ipr
+            with self._lock:
+                self._all.append(ipr)
+        return ipr
 
     def new_netlink(self) -> IPRoute:
         """A new IPRoute bound in this namespace; the caller closes it."""

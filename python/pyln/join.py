@@ -1,0 +1,175 @@
+"""Joining an endpoint to a sandbox and leaving it (libnetwork's sbJoin/sbLeave):
+the driver connects the interface, the sandbox gets addresses and routes, the
+sandbox's gateway endpoint carries the default route and the published ports."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyln import errors
+from pyln.drivers.api import JoinInfo
+from pyln.sandbox import SandboxConfig, write_hosts
+
+if TYPE_CHECKING:
+    from pyln.controller import Controller
+
+
+def _iface_name(ctrl: Controller, sid: str) -> str:
+    used = {e["iface_name"] for e in ctrl._endpoints.values() if e["sandbox"] == sid}
+    n = 0
+    while f"eth{n}" in used:
+        n += 1
+    return f"eth{n}"
+
+
+def _rewrite_hosts(ctrl: Controller, sid: str) -> None:
+    sbx = ctrl._sandboxes[sid]
+    own = []
+    for ep in ctrl._sandbox_endpoints(sid):
+        rec = ctrl._endpoints[ep.id]
+        for key in ("address", "address_ipv6"):
+            if rec[key]:
+                own.append(str(ipaddress.ip_interface(rec[key]).ip))
+    write_hosts(Path(sbx["hosts_path"]), SandboxConfig.from_dict(sbx["config"]), own)
+
+
+def _set_default_route(ctrl: Controller, sid: str, eid: str) -> None:
+    """Points the sandbox's default routes at the endpoint's gateways."""
+    from pyln.osl import routes
+
+    rec = ctrl._endpoints[eid]
+    if ctrl._sandboxes[sid]["config"]["use_host_namespace"]:
+        return
+    ns = ctrl._sandbox_ns(sid)
+    for key in ("gateway", "gateway_ipv6"):
+        if rec[key]:
+            routes.set_default_gateway(ns, ipaddress.ip_address(rec[key]), rec["iface_name"])
+
+
+def _gateway_changed(ctrl: Controller, sid: str, old_gw: str | None) -> None:
+    """Moves the default route and the published ports to the new gateway endpoint."""
+    new = ctrl._gateway_endpoint(sid)
+    new_id = new.id if new else None
+    if new_id == old_gw:
+        return
+    if old_gw is not None and old_gw in ctrl._endpoints and ctrl._endpoints[old_gw]["sandbox"]:
+        old = ctrl._endpoints[old_gw]
+        ctrl.driver(ctrl._networks[old["network"]]["type"]).revoke_external_connectivity(
+            old["network"], old_gw
+        )
+    if new_id is not None:
+        rec = ctrl._endpoints[new_id]
+        _set_default_route(ctrl, sid, new_id)
+        ctrl.driver(ctrl._networks[rec["network"]]["type"]).program_external_connectivity(
+            rec["network"], new_id, {}
+        )
+
+
+def join(ctrl: Controller, eid: str, sid: str, options: dict[str, Any]) -> None:
+    rec = ctrl._endpoints.get(eid)
+    if rec is None:
+        raise errors.EndpointNotFound(f"endpoint {eid} does not exist (deleted?)")
+    sbx = ctrl._sandboxes.get(sid)
+    if sbx is None:
+        raise errors.SandboxNotFound(f"sandbox {sid} does not exist (deleted?)")
+    if rec["sandbox"]:
+        raise errors.AlreadyJoined(
+            f"endpoint {rec['name']!r} is already joined to sandbox {rec['sandbox'][:12]}"
+        )
+    if rec["state"] != "ready":
+        raise errors.Forbidden(f"endpoint {rec['name']!r} is {rec['state']}")
+    unknown = set(options) - {"priority"}
+    if unknown:
+        raise errors.BadRequest(f"unknown join options {sorted(unknown)}")
+    net = ctrl._networks[rec["network"]]
+    host_sbx = bool(sbx["config"]["use_host_namespace"])
+    if (net["type"] == "host") != host_sbx and net["type"] != "null":
+        raise errors.Forbidden(
+            f"endpoint {rec['name']!r} of {net['type']} network {net['name']!r} cannot join "
+            f"{'the host namespace sandbox' if host_sbx else 'a sandbox with its own namespace'}"
+        )
+    old_gw = ctrl._gateway_endpoint(sid)
+    sbx["seq"] += 1
+    rec.update(
+        sandbox=sid,
+        priority=int(options.get("priority", 0)),
+        iface_name=_iface_name(ctrl, sid),
+        join_seq=sbx["seq"],
+        state="joining",
+    )
+    ctrl._save_sandbox(sbx)
+    ctrl._save_endpoint(rec)
+    drv = ctrl.driver(net["type"])
+    try:
+        jinfo = JoinInfo()
+        drv.join(rec["network"], eid, ctrl._sandbox_info(sid, rec["iface_name"]), jinfo, options)
+        configure_joined(ctrl, eid, jinfo)
+        _rewrite_hosts(ctrl, sid)
+        rec["state"] = "ready"
+        ctrl._save_endpoint(rec)
+        _gateway_changed(ctrl, sid, old_gw.id if old_gw else None)
+    except BaseException:
+        undo_join(ctrl, eid)
+        raise
+
+
+def configure_joined(ctrl: Controller, eid: str, jinfo: JoinInfo) -> None:
+    """Gives the interface the driver made its addresses and routes in the sandbox."""
+    from pyln.osl import interfaces, routes
+
+    rec = ctrl._endpoints[eid]
+    sid = rec["sandbox"]
+    rec["gateway"] = str(jinfo.gateway) if jinfo.gateway else None
+    rec["gateway_ipv6"] = str(jinfo.gateway_ipv6) if jinfo.gateway_ipv6 else None
+    if jinfo.move is not None:
+        raise errors.Unimplemented(
+            "drivers that hand over a host link to move are not supported yet"
+        )
+    if jinfo.created is None:
+        return
+    rec["iface_name"] = jinfo.created
+    ns = ctrl._sandbox_ns(sid)
+    addrs = [ipaddress.ip_interface(rec[k]) for k in ("address", "address_ipv6") if rec[k]]
+    interfaces.configure_interface(ns, jinfo.created, addresses=addrs, up=True)
+    for r in jinfo.static_routes:
+        routes.add_route(ns, r.destination, gateway=r.next_hop, dev=jinfo.created)
+
+
+def undo_join(ctrl: Controller, eid: str) -> None:
+    """Rolls back a join that failed or was interrupted."""
+    rec = ctrl._endpoints[eid]
+    net = ctrl._networks[rec["network"]]
+    try:
+        ctrl.driver(net["type"]).leave(rec["network"], eid)
+    except errors.PylnError:
+        pass
+    sid = rec["sandbox"]
+    rec.update(sandbox=None, gateway=None, gateway_ipv6=None, iface_name=None, state="ready")
+    ctrl._save_endpoint(rec)
+    if sid in ctrl._sandboxes:
+        _rewrite_hosts(ctrl, sid)
+
+
+def leave(ctrl: Controller, eid: str, sid: str) -> None:
+    rec = ctrl._endpoints.get(eid)
+    if rec is None:
+        raise errors.EndpointNotFound(f"endpoint {eid} does not exist (deleted?)")
+    if sid not in ctrl._sandboxes:
+        raise errors.SandboxNotFound(f"sandbox {sid} does not exist (deleted?)")
+    if rec["sandbox"] != sid:
+        raise errors.NotJoined(f"endpoint {rec['name']!r} is not joined to sandbox {sid[:12]}")
+    gw = ctrl._gateway_endpoint(sid)
+    was_gw = gw is not None and gw.id == eid
+    rec["state"] = "leaving"
+    ctrl._save_endpoint(rec)
+    drv = ctrl.driver(ctrl._networks[rec["network"]]["type"])
+    if was_gw:
+        drv.revoke_external_connectivity(rec["network"], eid)
+    drv.leave(rec["network"], eid)
+    rec.update(sandbox=None, gateway=None, gateway_ipv6=None, iface_name=None, state="ready")
+    ctrl._save_endpoint(rec)
+    _rewrite_hosts(ctrl, sid)
+    if was_gw:
+        _gateway_changed(ctrl, sid, None)

@@ -1,0 +1,448 @@
+"""Runs the userland proxy process (pyln.portmapper.proxy) for one network namespace
+and keeps its forwards: if the process dies, the next call restarts it and adds back
+every forward it had."""
+
+from __future__ import annotations
+
+import builtins
+import ipaddress
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pyln.portmapper.allocator import check_protocol, parse_host_ip
+from pyln.portmapper.errors import (
+    ForwardNotFound,
+    ForwardsLost,
+    ProxyBadRequest,
+    ProxyBindError,
+    ProxyError,
+    ProxyTimeout,
+)
+
+if TYPE_CHECKING:
+    from pyln.osl import Namespace
+
+log = logging.getLogger("pyln.portmapper")
+
+#: The proxy program; also runnable as `python -m pyln.portmapper.proxy`.
+PROXY_SCRIPT = Path(__file__).with_name("proxy.py")
+#: Longest unix socket path bind/connect take (sun_path is 108 bytes with the NUL).
+_SUN_PATH_MAX = 107
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A published port as the proxy serves it."""
+
+    proto: str
+    host_ip: str
+    host_port: int
+    backend_ip: str
+    backend_port: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.proto, self.host_ip, self.host_port)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.proto} {_hostport(self.host_ip, self.host_port)}"
+            f" -> {_hostport(self.backend_ip, self.backend_port)}"
+        )
+
+
+def _hostport(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _check_port(name: str, port: int, *, allow_zero: bool) -> int:
+    low = 0 if allow_zero else 1
+    if not isinstance(port, int) or isinstance(port, bool) or not low <= port <= 65535:
+        raise ProxyBadRequest(f"{name} {port!r} is not a port in {low}-65535")
+    return port
+
+
+class ProxyManager:
+    """The proxy process of namespace `ns`; its control socket and log are in
+    `run_dir`. Thread-safe: calls are serialised."""
+
+    def __init__(
+        self,
+        ns: Namespace,
+        run_dir: Path,
+        *,
+        udp_timeout: float = 90.0,
+        start_timeout: float = 10.0,
+        request_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.ns = ns
+        self.run_dir = Path(run_dir)
+        self.control_path = self.run_dir / "proxy.sock"
+        self.log_path = self.run_dir / "proxy.log"
+        self.udp_timeout = udp_timeout
+        self.start_timeout = start_timeout
+        self.request_timeout = request_timeout
+        self.stop_timeout = stop_timeout
+        #: How many times a dead or hung proxy was replaced.
+        self.restarts = 0
+        #: Forwards dropped because a restarted proxy could not bind them again.
+        self.lost: list[tuple[Forward, str]] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: socket.socket | None = None
+        self._rbuf = b""
+        self._forwards: dict[tuple[str, str, int], Forward] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"ProxyManager({self.ns!r}, pid={self.pid})"
+
+    def __enter__(self) -> ProxyManager:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The proxy's pid while it runs (None before start, after stop or a crash)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                return None
+            return self._proc.pid
+
+    def start(self) -> None:
+        """Starts the proxy if it is not running and waits until it serves its control
+        socket (or raises ProxyError / ProxyTimeout with the tail of its log)."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            self._spawn()
+            self._restore()
+
+    def ensure(self) -> bool:
+        """Makes sure a responsive proxy runs with every known forward; returns True if
+        it had to be (re)started. A hung proxy is killed. Raises ForwardsLost if some
+        forwards could not be bound again (the others are restored)."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                try:
+                    self._request({"op": "ping"})
+                    return False
+                except ProxyError as e:
+                    log.warning("proxy pid %s is not answering (%s); restarting", self._proc.pid, e)
+            self._restart()
+            return True
+
+    def stop(self) -> None:
+        """Stops the proxy (SIGTERM, then SIGKILL after `stop_timeout`), reaps it and
+        forgets its forwards. Idempotent."""
+        with self._lock:
+            self._disconnect()
+            proc, self._proc = self._proc, None
+            self._forwards.clear()
+            if proc is not None:
+                self._terminate(proc)
+            self.control_path.unlink(missing_ok=True)
+
+    # -- forwards -------------------------------------------------------------------
+
+    def add(
+        self, proto: str, host_ip: str, host_port: int, backend_ip: str, backend_port: int
+    ) -> int:
+        """Forwards `host_ip:host_port` to `backend_ip:backend_port`; returns the host
+        port (the one the kernel chose when `host_port` is 0). Raises ProxyBindError
+        when the host address cannot be bound. Adding the same forward twice is a no-op."""
+        proto = self._proto(proto)
+        host = str(parse_host_ip(host_ip))
+        backend = str(parse_host_ip(backend_ip))
+        if ipaddress.ip_address(backend).is_unspecified:
+            raise ProxyBadRequest(f"backend address {backend} is not a host")
+        _check_port("host_port", host_port, allow_zero=True)
+        _check_port("backend_port", backend_port, allow_zero=False)
+        fwd = Forward(proto, host, host_port, backend, backend_port)
+        with self._lock:
+            reply = self._call(self._add_msg(fwd))
+            self._raise(reply, fwd)
+            port = int(reply["host_port"])
+            fwd = Forward(proto, host, port, backend, backend_port)
+            self._forwards[fwd.key] = fwd
+            return port
+
+    def remove(self, proto: str, host_ip: str, host_port: int) -> None:
+        """Stops forwarding `host_ip:host_port`: the port is closed and its connections
+        are dropped. Raises ForwardNotFound if there is no such forward."""
+        proto = self._proto(proto)
+        host = str(parse_host_ip(host_ip))
+        _check_port("host_port", host_port, allow_zero=False)
+        msg = {"op": "remove", "proto": proto, "host_ip": host, "host_port": host_port}
+        with self._lock:
+            reply = self._call(msg)
+            self._forwards.pop((proto, host, host_port), None)
+            if not reply.get("ok") and reply.get("kind") == "not_found":
+                raise ForwardNotFound(f"no forward on {proto} {_hostport(host, host_port)}")
+            self._raise(reply, None)
+
+    def list(self) -> list[Forward]:
+        """The forwards the proxy serves now, sorted."""
+        with self._lock:
+            reply = self._call({"op": "list"})
+            self._raise(reply, None)
+            return sorted((Forward(**f) for f in reply["forwards"]), key=lambda f: f.key)
+
+    def stats(self) -> dict[str, int]:
+        """The proxy's counters: pid, forwards, open TCP connections, live UDP flows."""
+        with self._lock:
+            reply = self._call({"op": "ping"})
+            self._raise(reply, None)
+            return {k: int(v) for k, v in reply.items() if k != "ok"}
+
+    def known(self) -> builtins.list[Forward]:
+        """The forwards this manager will restore after a crash, sorted."""
+        with self._lock:
+            return sorted(self._forwards.values(), key=lambda f: f.key)
+
+    # -- internals ------------------------------------------------------------------
+
+    @staticmethod
+    def _proto(proto: str) -> str:
+        check_protocol(proto)
+        if proto not in ("tcp", "udp"):
+            raise ProxyBadRequest(f"the userland proxy serves tcp and udp, not {proto}")
+        return proto
+
+    @staticmethod
+    def _add_msg(fwd: Forward) -> dict[str, Any]:
+        return {
+            "op": "add",
+            "proto": fwd.proto,
+            "host_ip": fwd.host_ip,
+            "host_port": fwd.host_port,
+            "backend_ip": fwd.backend_ip,
+            "backend_port": fwd.backend_port,
+        }
+
+    @staticmethod
+    def _raise(reply: dict[str, Any], fwd: Forward | None) -> None:
+        """Raises the typed error for a failed reply."""
+        if reply.get("ok") is True:
+            return
+        kind, error = reply.get("kind"), str(reply.get("error", "unknown error"))
+        if kind == "bind" and fwd is not None:
+            raise ProxyBindError(fwd.proto, fwd.host_ip, fwd.host_port, error)
+        if kind == "bad_request":
+            raise ProxyBadRequest(error)
+        if kind == "not_found":
+            raise ForwardNotFound(error)
+        raise ProxyError(f"proxy failed ({kind}): {error}")
+
+    def _call(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Sends `msg`, restarting a dead proxy first, and once more if the process
+        turns out dead during the call."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._restart_quietly()
+        try:
+            return self._request(msg)
+        except ProxyTimeout:
+            raise
+        except ProxyError as e:
+            log.warning("proxy connection failed (%s); restarting it", e)
+        self._restart_quietly()
+        return self._request(msg)
+
+    def _restart_quietly(self) -> None:
+        """Restarts the proxy; forwards it cannot restore are logged and kept in
+        `self.lost` instead of failing the caller's unrelated request."""
+        try:
+            self._restart()
+        except ForwardsLost as e:
+            log.error("%s", e)
+
+    def _restart(self) -> None:
+        self._disconnect()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self.restarts += 1
+            self._terminate(proc, sig=signal.SIGKILL)
+        self._spawn()
+        self._restore()
+
+    def _restore(self) -> None:
+        """Adds every known forward to a fresh proxy."""
+        failures: list[tuple[Forward, str]] = []
+        for fwd in list(self._forwards.values()):
+            reply = self._request(self._add_msg(fwd))
+            if not reply.get("ok"):
+                del self._forwards[fwd.key]
+                failures.append((fwd, str(reply.get("error"))))
+        if failures:
+            self.lost.extend(failures)
+            raise ForwardsLost(list(failures))
+
+    def _spawn(self) -> None:
+        """Starts the process and waits for its "ready" line on a pipe (no polling)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.control_path.unlink(missing_ok=True)
+        # proxy.py uses the standard library only. Run as a file in isolated mode, it
+        # does not import the pyln package (pyroute2 and all): about half the RSS.
+        cmd = [
+            sys.executable,
+            "-I",
+            str(PROXY_SCRIPT),
+            "--netns",
+            str(self.ns.path),
+            "--control",
+            str(self.control_path),
+            "--udp-timeout",
+            repr(self.udp_timeout),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        try:
+            with open(self.log_path, "ab") as logf:
+                proc = subprocess.Popen(
+                    [*cmd, "--ready-fd", str(wfd)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=logf,
+                    pass_fds=(wfd,),
+                )
+            os.close(wfd)
+            wfd = -1
+            ready = self._read_ready(rfd, time.monotonic() + self.start_timeout)
+        finally:
+            os.close(rfd)
+            if wfd >= 0:
+                os.close(wfd)
+        if ready is None:
+            self._terminate(proc, sig=signal.SIGKILL)
+            raise ProxyTimeout(
+                f"proxy did not start within {self.start_timeout:g} s{self._log_tail()}"
+            )
+        if not ready:
+            try:
+                rc = proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._terminate(proc, sig=signal.SIGKILL)
+                rc = proc.returncode
+            raise ProxyError(f"proxy exited at start (status {rc}){self._log_tail()}")
+        self._proc = proc
+        log.info("proxy for %s started, pid %d", self.ns.path, proc.pid)
+
+    @staticmethod
+    def _read_ready(fd: int, deadline: float) -> bool | None:
+        """True on "ready", False on EOF (the process died), None at the deadline."""
+        buf = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            readable, _, _ = select.select([fd], [], [], left)
+            if not readable:
+                continue
+            chunk = os.read(fd, 64)
+            if not chunk:
+                return False
+            buf += chunk
+            if b"\n" in buf:
+                return buf.startswith(b"ready")
+
+    def _terminate(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        """Signals `proc` and reaps it, escalating to SIGKILL after `stop_timeout`."""
+        if proc.poll() is None:
+            try:
+                proc.send_signal(sig)
+                proc.wait(self.stop_timeout)
+                return
+            except subprocess.TimeoutExpired:
+                log.warning("proxy pid %d ignored signal %d; killing it", proc.pid, sig)
+            proc.kill()
+            try:
+                proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                raise ProxyTimeout(f"proxy pid {proc.pid} did not die after SIGKILL") from None
+
+    def _log_tail(self, lines: int = 10) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return (": " + " | ".join(text)) if text else ""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(self.request_timeout)
+        path = str(self.control_path)
+        try:
+            if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+                sock.connect(path)
+            else:  # too long for sun_path: reach it through an fd on its directory
+                dfd = os.open(self.control_path.parent, os.O_PATH | os.O_DIRECTORY)
+                try:
+                    sock.connect(f"/proc/self/fd/{dfd}/{self.control_path.name}")
+                finally:
+                    os.close(dfd)
+        except OSError as e:
+            sock.close()
+            raise ProxyError(f"cannot connect to the proxy at {path}: {e}") from None
+        return sock
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._rbuf = b""
+
+    def _request(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """One request/reply on the control connection (opened on demand)."""
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        try:
+            conn.sendall(json.dumps(msg).encode() + b"\n")
+            while b"\n" not in self._rbuf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise ProxyError("the proxy closed the control connection")
+                self._rbuf += chunk
+        except TimeoutError:
+            self._disconnect()
+            raise ProxyTimeout(
+                f"no answer from the proxy within {self.request_timeout:g} s"
+            ) from None
+        except OSError as e:
+            self._disconnect()
+            raise ProxyError(f"control connection failed: {e}") from None
+        except ProxyError:
+            self._disconnect()
+            raise
+        line, _, self._rbuf = self._rbuf.partition(b"\n")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            self._disconnect()
+            raise ProxyError(f"garbled reply from the proxy: {line[:200]!r}") from None
+        if not isinstance(reply, dict):
+            raise ProxyError(f"garbled reply from the proxy: {line[:200]!r}")
+        return reply

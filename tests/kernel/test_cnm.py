@@ -1,0 +1,289 @@
+"""The Container Network Model on the real kernel: libnetwork's README scenario and
+the behaviours a user checks, inside throwaway namespaces (see cnm_world.py)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import pyln
+from pyln import errors, netlabel
+from pyln.osl import Namespace, interfaces, routes
+
+from .cnm_world import Server, World, connect, eventually, make_world
+
+
+@pytest.fixture
+def world(make_ns: Callable[[str], Namespace]) -> World:
+    return make_world(make_ns)
+
+
+@pytest.fixture(params=["nftables", "iptables"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ctrl(tmp_path: Path, world: World, backend: str) -> Iterator[pyln.Controller]:
+    c = pyln.Controller(
+        state_dir=tmp_path / "state",
+        drivers={"bridge": {"firewall": backend}},
+        host_namespace=world.host,
+    )
+    yield c
+    cleanup(c)
+
+
+def cleanup(c: pyln.Controller) -> None:
+    """Deletes everything the controller has, then closes it."""
+    if c._closed:
+        return
+    for sbx in c.sandboxes():
+        sbx.delete()
+    for net in c.networks():
+        for ep in net.endpoints():
+            ep.delete(force=True)
+        net.delete()
+    c.close()
+
+
+def container(ctrl: pyln.Controller, net: pyln.Network, name: str, **ep_opts: object):
+    sbx = ctrl.new_sandbox(name, hostname=name, domainname="docker.io")
+    ep = net.create_endpoint(f"ep-{name}", **ep_opts)
+    ep.join(sbx)
+    return sbx, ep
+
+
+def test_readme_example(ctrl: pyln.Controller) -> None:
+    net = ctrl.new_network("bridge", "network1", ipam_v4=[{"pool": "10.241.0.0/24"}])
+    ep = net.create_endpoint("Endpoint1")
+    sbx = ctrl.new_sandbox("container1", hostname="test", domainname="docker.io")
+    ep.join(sbx)
+    info = ep.driver_info()
+    mac = info[netlabel.MAC_ADDRESS]
+    assert mac == "02:42:0a:f1:00:02", "MAC derived from the IP, as libnetwork does"
+    i = ep.info()
+    assert str(i.iface.address) == "10.241.0.2/24"
+    assert i.iface.mac_address == mac
+    assert str(i.gateway) == "10.241.0.1"
+    assert i.sandbox_key == sbx.key
+    ns = Namespace.open(sbx.key)
+    link = interfaces.link_info(ns, "eth0")
+    assert link.mac == mac
+    assert ipaddress.ip_interface("10.241.0.2/24") in link.addresses
+    assert any(
+        r.destination.prefixlen == 0 and str(r.gateway) == "10.241.0.1"
+        for r in routes.routes(ns, 2)
+    )
+    ns.close()
+    assert ctrl.network_by_name("network1") == net
+    assert ctrl.network_by_id(net.id) == net
+    assert net.endpoints() == [ep]
+    assert ctrl.sandbox_by_id(sbx.id) == sbx and sbx.container_id == "container1"
+    ep.leave(sbx)
+    ep.delete()
+    sbx.delete()
+    net.delete()
+    assert ctrl.networks() == [] and ctrl.sandboxes() == []
+
+
+def test_two_sandboxes_on_one_network_connect(ctrl: pyln.Controller) -> None:
+    net = ctrl.new_network("bridge", "n1", ipam_v4=[{"pool": "10.242.0.0/24"}])
+    a, ep_a = container(ctrl, net, "a")
+    b, ep_b = container(ctrl, net, "b")
+    srv = Server(Namespace.open(b.key))
+    try:
+        seen = connect(Namespace.open(a.key), str(ep_b.info().iface.address.ip), srv.port)
+        assert seen == str(ep_a.info().iface.address.ip)
+    finally:
+        srv.close()
+
+
+def test_bridge_networks_are_isolated(ctrl: pyln.Controller) -> None:
+    n1 = ctrl.new_network("bridge", "n1", ipam_v4=[{"pool": "10.243.1.0/24"}])
+    n2 = ctrl.new_network("bridge", "n2", ipam_v4=[{"pool": "10.243.2.0/24"}])
+    a, _ = container(ctrl, n1, "a")
+    b, ep_b = container(ctrl, n2, "b")
+    srv = Server(Namespace.open(b.key))
+    try:
+        assert (
+            connect(Namespace.open(a.key), str(ep_b.info().iface.address.ip), srv.port, 1.0) is None
+        )
+    finally:
+        srv.close()
+
+
+def test_outbound_nat_and_internal_network(ctrl: pyln.Controller, world: World) -> None:
+    out = Server(world.outside)
+    try:
+        pub = ctrl.new_network("bridge", "pub", ipam_v4=[{"pool": "10.244.1.0/24"}])
+        a, _ = container(ctrl, pub, "a")
+        seen = connect(Namespace.open(a.key), "10.240.200.2", out.port)
+        assert seen == "10.240.200.1", "the outside sees the host's address (masquerade)"
+        internal = ctrl.new_network(
+            "bridge", "int", internal=True, ipam_v4=[{"pool": "10.244.2.0/24"}]
+        )
+        b, ep_b = container(ctrl, internal, "b")
+        assert ep_b.info().gateway is None
+        assert connect(Namespace.open(b.key), "10.240.200.2", out.port, 1.0) is None
+    finally:
+        out.close()
+
+
+def test_icc_off_blocks_containers_on_one_network(ctrl: pyln.Controller) -> None:
+    net = ctrl.new_network(
+        "bridge",
+        "noicc",
+        ipam_v4=[{"pool": "10.245.0.0/24"}],
+        driver_options={netlabel.BRIDGE_ENABLE_ICC: "false"},
+    )
+    a, _ = container(ctrl, net, "a")
+    b, ep_b = container(ctrl, net, "b")
+    srv = Server(Namespace.open(b.key))
+    try:
+        assert (
+            connect(Namespace.open(a.key), str(ep_b.info().iface.address.ip), srv.port, 1.0) is None
+        )
+    finally:
+        srv.close()
+
+
+def test_published_port(ctrl: pyln.Controller, world: World) -> None:
+    net = ctrl.new_network("bridge", "web", ipam_v4=[{"pool": "10.246.0.0/24"}])
+    sbx, ep = container(
+        ctrl, net, "web", port_bindings=[{"proto": "tcp", "port": 8080, "host_port": 18080}]
+    )
+    srv = Server(Namespace.open(sbx.key), port=8080)
+    try:
+        bindings = ep.driver_info()[netlabel.PORT_MAP]
+        assert bindings == [
+            {"proto": "tcp", "port": 8080, "host_ip": "0.0.0.0", "host_port": 18080}
+        ]
+        # from the outside, at the host's uplink address
+        assert eventually(lambda: connect(world.outside, "10.240.200.1", 18080))
+        # from the host itself, on loopback and on the bridge address
+        assert eventually(lambda: connect(world.host, "127.0.0.1", 18080))
+        assert eventually(lambda: connect(world.host, "10.246.0.1", 18080))
+        ep.leave(sbx)
+        assert connect(world.outside, "10.240.200.1", 18080, 1.0) is None
+    finally:
+        srv.close()
+
+
+def test_ephemeral_host_port(ctrl: pyln.Controller, world: World) -> None:
+    net = ctrl.new_network("bridge", "eph", ipam_v4=[{"pool": "10.247.0.0/24"}])
+    sbx, ep = container(ctrl, net, "e", port_bindings=[{"proto": "tcp", "port": 80}])
+    srv = Server(Namespace.open(sbx.key), port=80)
+    try:
+        (b,) = ep.driver_info()[netlabel.PORT_MAP]
+        assert b["host_port"] > 1024
+        assert eventually(lambda: connect(world.outside, "10.240.200.1", b["host_port"]))
+    finally:
+        srv.close()
+
+
+def test_hosts_file_resolves_own_name(ctrl: pyln.Controller) -> None:
+    net = ctrl.new_network("bridge", "h", ipam_v4=[{"pool": "10.248.0.0/24"}])
+    sbx = ctrl.new_sandbox("c1", hostname="web", domainname="example.org",
+                           extra_hosts=[("db", "10.248.0.200")])  # fmt: skip
+    ep = net.create_endpoint("e1")
+    ep.join(sbx)
+    hosts = sbx.hosts_path.read_text().splitlines()
+
+    def resolve(name: str) -> str | None:
+        for line in hosts:
+            fields = line.split("#")[0].split()
+            if len(fields) > 1 and name in fields[1:]:
+                return fields[0]
+        return None
+
+    assert resolve("web") == "10.248.0.2"
+    assert resolve("web.example.org") == "10.248.0.2"
+    assert resolve("db") == "10.248.0.200"
+    assert resolve("localhost") == "127.0.0.1"
+
+
+def test_restart_restores_everything(tmp_path: Path, world: World, backend: str) -> None:
+    c = pyln.Controller(
+        tmp_path / "s", {"bridge": {"firewall": backend}}, host_namespace=world.host
+    )
+    net = c.new_network("bridge", "keep", ipam_v4=[{"pool": "10.249.0.0/24"}])
+    a, ep_a = container(
+        c, net, "a", port_bindings=[{"proto": "tcp", "port": 80, "host_port": 18081}]
+    )
+    b, ep_b = container(c, net, "b")
+    ids = (net.id, ep_a.id, ep_b.id, a.id, b.id)
+    c.close()
+    c2 = pyln.Controller(
+        tmp_path / "s", {"bridge": {"firewall": backend}}, host_namespace=world.host
+    )
+    try:
+        net2 = c2.network_by_name("keep")
+        assert (net2.id, *[e.id for e in sorted(net2.endpoints(), key=lambda e: e.name)]) == ids[:3]
+        assert {s.id for s in c2.sandboxes()} == {a.id, b.id}
+        srv = Server(Namespace.open(a.key), port=80)
+        try:
+            assert eventually(lambda: connect(world.outside, "10.240.200.1", 18081))
+            assert connect(Namespace.open(b.key), "10.249.0.2", 80) == "10.249.0.3"
+        finally:
+            srv.close()
+        # A new endpoint gets a fresh address, not one in use.
+        _, ep_c = container(c2, net2, "c")
+        assert str(ep_c.info().iface.address) == "10.249.0.4/24"
+    finally:
+        cleanup(c2)
+
+
+def test_typed_errors_leave_no_state(ctrl: pyln.Controller) -> None:
+    with pytest.raises(errors.NotFound, match="nosuch"):
+        ctrl.new_network("nosuch", "x")
+    with pytest.raises(errors.BadRequest):
+        ctrl.new_network("bridge", "x", ipam_v4=[{"pool": "10.250.0.0/33"}])
+    with pytest.raises(errors.InvalidName):
+        ctrl.new_network("bridge", "")
+    net = ctrl.new_network("bridge", "x", ipam_v4=[{"pool": "10.250.0.0/24"}])
+    with pytest.raises(errors.NetworkNameExists):
+        ctrl.new_network("bridge", "x", ipam_v4=[{"pool": "10.250.1.0/24"}])
+    with pytest.raises(errors.Forbidden, match="overlaps"):
+        ctrl.new_network("bridge", "y", ipam_v4=[{"pool": "10.250.0.0/16"}])
+    ep = net.create_endpoint("e")
+    with pytest.raises(errors.EndpointExists):
+        net.create_endpoint("e")
+    with pytest.raises(errors.ActiveEndpoints):
+        net.delete()
+    sbx = ctrl.new_sandbox("c")
+    ep.join(sbx)
+    with pytest.raises(errors.AlreadyJoined):
+        ep.join(sbx)
+    with pytest.raises(errors.ActiveContainer):
+        ep.delete()
+    ep.leave(sbx)
+    ep.delete()
+    with pytest.raises(errors.EndpointNotFound):
+        ep.join(sbx)
+    with pytest.raises(errors.BadRequest):
+        net.create_endpoint("bad", mac_address="zz:zz")
+    assert [n.name for n in ctrl.networks()] == ["x"]
+    assert net.endpoints() == []
+    pools = [p.pool for p in ctrl.ipam.pools()]
+    assert [str(p) for p in pools] == ["10.250.0.0/24"]
+
+
+def test_null_and_host_drivers(ctrl: pyln.Controller, world: World) -> None:
+    null = ctrl.new_network("null", "none")
+    sbx = ctrl.new_sandbox("isolated")
+    ep = null.create_endpoint("n")
+    ep.join(sbx)
+    ns = Namespace.open(sbx.key)
+    assert [link.get("ifname") for link in ns.netlink().get_links()] == ["lo"]
+    ns.close()
+    host = ctrl.new_network("host", "host")
+    hsbx = ctrl.new_sandbox("hostmode", use_host_namespace=True)
+    hep = host.create_endpoint("h")
+    hep.join(hsbx)
+    assert hsbx.key == str(world.host.path)
+    with pytest.raises(errors.Forbidden):
+        host.create_endpoint("h2").join(sbx)
