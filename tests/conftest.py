@@ -18,12 +18,26 @@ SHARED = REPO.parent / "shared"
 
 
 def _kernel_objects() -> set[str]:
-    """Names of network namespaces and links now present."""
+    """Network namespaces (named, or mounted anywhere), links of this namespace, and
+    pyln proxy processes now present."""
     names: set[str] = set()
     if os.path.isdir("/run/netns"):
         names |= {f"netns:{n}" for n in os.listdir("/run/netns")}
     if os.path.isdir("/sys/class/net"):
         names |= {f"link:{n}" for n in os.listdir("/sys/class/net")}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if " - nsfs " in line:
+                names.add(f"netns-mount:{fields[4]}")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "portmapper/proxy" in cmd or "pyln.portmapper.proxy" in cmd:
+            names.add(f"process:{pid}:{cmd.strip()}")
     return names
 
 

@@ -80,7 +80,9 @@ def _restore_endpoints(ctrl: Controller) -> None:
             ipaddress.IPv4Interface(rec["address"]) if rec["address"] else None,
             ipaddress.IPv6Interface(rec["address_ipv6"]) if rec["address_ipv6"] else None,
         )
-        connected = drv.restore_endpoint(rec["network"], eid, iface, rec)
+        sid = rec["sandbox"]
+        sbx = ctrl._sandbox_info(sid, rec["iface_name"]) if sid in ctrl._sandboxes else None
+        connected = drv.restore_endpoint(rec["network"], eid, iface, rec, sbx)
         if rec["state"] == "ready" and rec["sandbox"] and not connected:
             rec["state"] = "rejoin"  # the link is gone: join again
         if rec["state"] in ("joining", "leaving", "rejoin"):

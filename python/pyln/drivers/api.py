@@ -144,12 +144,17 @@ class Driver(ABC):
         """Forgets an endpoint that has left its sandbox."""
 
     def restore_endpoint(
-        self, nid: str, eid: str, iface: InterfaceInfo, rec: dict[str, Any]
+        self,
+        nid: str,
+        eid: str,
+        iface: InterfaceInfo,
+        rec: dict[str, Any],
+        sandbox: SandboxInfo | None,
     ) -> bool:
         """Re-learns an endpoint when a controller opens its state directory; `rec` is
-        the controller's record (read only: sandbox, iface_name, port_bindings, ...).
-        Returns False if the endpoint is recorded as joined but its connection is gone
-        (the controller then joins it again)."""
+        the controller's record (read only: port_bindings, ...), `sandbox` the sandbox
+        it is recorded as joined to. Returns False if it is recorded as joined but its
+        connection is gone (the controller then joins it again)."""
         return True
 
     def endpoint_oper_info(self, nid: str, eid: str) -> dict[str, Any]:

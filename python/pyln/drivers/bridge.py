@@ -11,6 +11,8 @@ at join time (no ~27 ms move). Host-side veth names derive from the endpoint id
 from __future__ import annotations
 
 import ipaddress
+import logging
+import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,13 +29,17 @@ from pyln.drivers.api import (
     SandboxInfo,
 )
 from pyln.firewall import NetworkRules, PortMapping, new_firewall
-from pyln.osl import interfaces
+from pyln.osl import Namespace, interfaces
 from pyln.portmapper import PortAllocator, ProxyManager
+from pyln.store import Store
 from pyln.types import PortBinding
 
 DEFAULT_MTU = 1500
 IFNAMSIZ = 15
 STORE_PREFIX = "bridge/endpoint/"
+PENDING_PREFIX = "bridge/pending-delete/"
+
+log = logging.getLogger(__name__)
 
 
 def _bool(value: Any, what: str) -> bool:
@@ -50,6 +56,76 @@ def _bool(value: Any, what: str) -> bool:
 def host_veth_name(eid: str) -> str:
     """The host-side veth of an endpoint."""
     return "veth" + eid[:11]
+
+
+def parked_name(index: int) -> str:
+    """The name a detached link gets while it waits to be deleted: unique while the
+    link exists, and never the name of a live endpoint's link."""
+    return f"gone{index:x}"
+
+
+class LinkReaper:
+    """Deletes links in a background thread. Deleting a veth waits ~20 ms on kernel
+    RCU grace periods; the caller has already detached it. Each pending deletion is in
+    the store first, so a crash leaves none behind (restore() finishes them)."""
+
+    def __init__(self, ns: Namespace, store: Store | None) -> None:
+        self.ns = ns
+        self.store = store
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def record(self, name: str) -> None:
+        """Notes in the store that `name` is to be deleted (before it is renamed to it)."""
+        if self.store is not None:
+            self.store.put(PENDING_PREFIX + name, True)
+
+    def submit(self, name: str) -> None:
+        """Queues the deletion of `name` (recorded first)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="pyln-reaper", daemon=True)
+                self._thread.start()
+        self._queue.put(name)
+
+    def _run(self) -> None:
+        while True:
+            name = self._queue.get()
+            try:
+                if name is None:
+                    return
+                self._delete(name)
+            finally:
+                self._queue.task_done()
+
+    def _delete(self, name: str) -> None:
+        try:
+            interfaces.delete_link(self.ns, name)
+        except errors.PylnError as e:
+            log.warning("could not delete link %s: %s", name, e)
+            return
+        if self.store is not None:
+            self.store.delete(PENDING_PREFIX + name)
+
+    def restore(self) -> None:
+        """Finishes deletions a previous controller recorded but did not complete."""
+        if self.store is None:
+            return
+        for entry in self.store.list(PENDING_PREFIX):
+            self._delete(entry.key.removeprefix(PENDING_PREFIX))
+
+    def drain(self) -> None:
+        """Waits until every submitted deletion is done."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self.drain()
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join(timeout=10)
+            self._thread = None
 
 
 @dataclass
@@ -76,6 +152,8 @@ class BridgeEndpoint:
     bindings: list[PortBinding]
     mapped: list[PortMapping] = field(default_factory=list)
     joined: bool = False
+    sandbox_ns: Namespace | None = None
+    iface: str | None = None
 
 
 class BridgeDriver(Driver):
@@ -99,6 +177,8 @@ class BridgeDriver(Driver):
         self.networks: dict[str, BridgeNetwork] = {}
         self.endpoints: dict[str, BridgeEndpoint] = {}
         self._lock = threading.RLock()
+        self.reaper = LinkReaper(ctx.host_namespace, ctx.store)
+        self.reaper.restore()
 
     # -- networks -------------------------------------------------------------------
 
@@ -192,7 +272,12 @@ class BridgeDriver(Driver):
             )
 
     def restore_endpoint(
-        self, nid: str, eid: str, iface: InterfaceInfo, rec: dict[str, Any]
+        self,
+        nid: str,
+        eid: str,
+        iface: InterfaceInfo,
+        rec: dict[str, Any],
+        sandbox: SandboxInfo | None,
     ) -> bool:
         with self._lock:
             if nid not in self.networks:
@@ -206,9 +291,11 @@ class BridgeDriver(Driver):
                 [PortBinding.of(b) for b in rec["port_bindings"]],
             )
             self.endpoints[eid] = ep
-            ep.joined = bool(rec["sandbox"]) and interfaces.link_exists(
+            ep.joined = sandbox is not None and interfaces.link_exists(
                 self.ctx.host_namespace, host_veth_name(eid)
             )
+            if ep.joined and sandbox is not None:
+                ep.sandbox_ns, ep.iface = sandbox.namespace, sandbox.iface_name
             if self.ctx.store is not None and ep.joined:
                 from pyln.errors import KeyNotFound
 
@@ -262,6 +349,9 @@ class BridgeDriver(Driver):
                 raise errors.EndpointNotFound(f"bridge driver has no endpoint {eid[:12]}")
             if sandbox.host_namespace:
                 raise DriverError("a bridge endpoint cannot join the host namespace")
+            if interfaces.link_exists(self.ctx.host_namespace, host_veth_name(eid)):
+                # Left over from an earlier join whose deletion has not finished.
+                interfaces.delete_link(self.ctx.host_namespace, host_veth_name(eid))
             host_index, _ = interfaces.create_veth(
                 self.ctx.host_namespace,
                 host_veth_name(eid),
@@ -275,6 +365,8 @@ class BridgeDriver(Driver):
             # its own published port come back out of the port they entered by.
             self.ctx.host_namespace.netlink().brport("set", index=host_index, mode=1)
             ep.joined = True
+            ep.sandbox_ns = sandbox.namespace
+            ep.iface = sandbox.iface_name
             jinfo.created = sandbox.iface_name
             if not net.internal:
                 jinfo.gateway = net.gateway_v4.ip if net.gateway_v4 else None
@@ -286,10 +378,34 @@ class BridgeDriver(Driver):
             ep = self.endpoints.get(eid)
             if ep is not None and ep.mapped:
                 self._unpublish(ep)
-            # Deleting the host end takes the sandbox end with it.
-            interfaces.delete_link(self.ctx.host_namespace, host_veth_name(eid))
+            self._detach(eid, ep)
             if ep is not None:
                 ep.joined = False
+                ep.sandbox_ns = ep.iface = None
+
+    def _detach(self, eid: str, ep: BridgeEndpoint | None) -> None:
+        """Cuts the endpoint off at once (host end down and off the bridge, container end
+        down and renamed so its name is free) and deletes the pair in the background:
+        deleting the host end takes the container end with it."""
+        host = host_veth_name(eid)
+        try:
+            index = interfaces.link_index(self.ctx.host_namespace, host)
+        except errors.NotFound:
+            return
+        parked = parked_name(index)
+        self.reaper.record(parked)
+        ipr = self.ctx.host_namespace.netlink()
+        ipr.link("set", index=index, state="down", master=0)
+        ipr.link("set", index=index, ifname=parked)  # a rename needs the link down
+        if ep is not None and ep.sandbox_ns is not None and ep.iface is not None:
+            try:
+                idx = interfaces.link_index(ep.sandbox_ns, ep.iface)
+                inner = ep.sandbox_ns.netlink()
+                inner.link("set", index=idx, state="down")
+                inner.link("set", index=idx, ifname=parked_name(idx))
+            except Exception as e:  # the sandbox may be gone already
+                log.debug("parking %s in its sandbox: %s", ep.iface, e)
+        self.reaper.submit(parked)
 
     # -- published ports ----------------------------------------------------------------
 
@@ -373,6 +489,7 @@ class BridgeDriver(Driver):
             self.ctx.store.delete(STORE_PREFIX + ep.eid)
 
     def close(self) -> None:
+        self.reaper.close()
         self.proxy.stop()
 
 
