@@ -22,8 +22,7 @@ from pyln.osl import Namespace, interfaces
 
 POOL = "10.251.0.0/24"
 
-CHURN = (
-    """
+CHURN = """
 import random, sys
 import pyln
 from pyln.osl import Namespace
@@ -32,7 +31,7 @@ c = pyln.Controller(sys.argv[2], {"bridge": {"firewall": sys.argv[4]}}, host_nam
 try:
     net = c.network_by_name("n")
 except pyln.errors.NotFound:
-    net = c.new_network("bridge", "n", ipam_v4=[{"pool": "%s"}])
+    net = c.new_network("bridge", "n", ipam_v4=[{"pool": "__POOL__"}])
 rng = random.Random(int(sys.argv[3]))
 i = rng.randrange(1_000_000)
 while True:
@@ -63,9 +62,7 @@ while True:
         elif free:
             free[0].delete()
     print(op, flush=True)
-"""
-    % POOL
-)
+""".replace("__POOL__", POOL)
 
 
 def check_consistent(c: pyln.Controller, host: Namespace, state: Path) -> None:
