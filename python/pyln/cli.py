@@ -9,7 +9,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyln", description="pyln: libnetwork in Python")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="IPAM on the embedded SQLite store", add_help=False)
+    sub.add_parser("demo", help="the demos: cnm (default) or ipam", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         from pyln import demo
