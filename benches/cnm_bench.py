@@ -156,9 +156,10 @@ def machine_state() -> dict[str, str]:
 def pyln_source(choice: str, root: Path) -> str:
     """Makes `import pyln` load the work tree (default) or the committed tree (HEAD,
     extracted under `root` with the built extension copied in). Returns a description."""
-    head = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    head = commit[:7]
     dirty = subprocess.run(
         ["git", "-C", str(REPO), "status", "--porcelain", "--", "python"],
         capture_output=True,
@@ -172,7 +173,7 @@ def pyln_source(choice: str, root: Path) -> str:
     dest = root / "pyln-src"
     dest.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "HEAD", "python/pyln"], capture_output=True, check=True
+        ["git", "-C", str(REPO), "archive", commit, "python/pyln"], capture_output=True, check=True
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
@@ -180,7 +181,7 @@ def pyln_source(choice: str, root: Path) -> str:
         shutil.copy2(so, dest / "python" / "pyln" / so.name)
     sys.path.insert(0, str(dest / "python"))
     os.environ["PYTHONPATH"] = str(dest / "python")  # for pyln's proxy process
-    return f"committed tree {head} (git archive HEAD; built extension from the work tree)"
+    return f"committed tree {head} (git archive; the built extension from the work tree)"
 
 
 # -- workspace: every namespace, directory and process this run makes -----------------------
@@ -299,6 +300,9 @@ class Tool:
         """Disconnects container i; returns {"teardown": ms, ...}."""
         raise NotImplementedError
 
+    def settle(self) -> None:
+        """Waits for work the tool left running in the background after its teardowns."""
+
     def stop(self) -> None:
         raise NotImplementedError
 
@@ -358,6 +362,12 @@ class PylnTool(Tool):
             "delete": (t2 - t1) * MS,
             "sandbox delete": (t3 - t2) * MS,
         }
+
+    def settle(self) -> None:
+        # The bridge driver deletes veth pairs in a background thread after leave.
+        reaper = getattr(self.ctrl.driver("bridge"), "reaper", None)
+        if reaper is not None:
+            reaper.drain()
 
     def stop(self) -> None:
         try:
@@ -542,9 +552,12 @@ def run_cycle(ws: Workspace, tool: Tool, n: int, published: bool, rep: int, res:
         for i in range(n):
             for k, v in tool.setup(i).items():
                 store[k].append(v)
+        t0 = time.perf_counter()
         for i in range(n):
             for k, v in tool.teardown(i).items():
                 store[k].append(v)
+        tool.settle()
+        store["teardown drained"].append((time.perf_counter() - t0) * MS / n)
     finally:
         tool.stop()
 
@@ -998,6 +1011,16 @@ def build_report(
             True,
         )
     for n in sizes:
+        ratio_row(
+            "teardown until the links are gone (wall time / N, see notes)",
+            n,
+            False,
+            "teardown drained",
+            "teardown drained",
+            quarter,
+            True,
+        )
+    for n in sizes:
         ratio_row("published-port setup", n, True, "setup", "setup", quarter, False)
     for n in sizes:
         ratio_row("published-port teardown", n, True, "teardown", "teardown", quarter, True)
@@ -1060,6 +1083,11 @@ def build_report(
         "pyln runs with its defaults, as Docker does: the userland proxy is on, so the "
         "first published port of a run also starts pyln's one proxy process (at N=1 every "
         "sample includes that start). netavark and CNI portmap have no userland proxy.",
+        "pyln's leave returns once the veth pair is detached (down, off the bridge, "
+        "renamed); a background thread then deletes it, which waits ~20 ms on kernel RCU "
+        "grace periods. The peers delete synchronously. The 'until the links are gone' rows "
+        "time N teardowns back to back plus the wait for pyln's background deletions, divided "
+        "by N (one value per run; pyln's include sandbox.delete()).",
         "CNI figures are bridge (+ portmap) only; podman's old CNI conflists also chained "
         "firewall and tuning, so real CNI setups cost more. netavark is given static IPs "
         "(IPAM is podman's job, not netavark's); pyln's IPAM commits each address to SQLite "

@@ -247,7 +247,22 @@ class BridgeDriver(Driver):
             net = self.networks.pop(nid, None)
             self.firewall.remove_network(nid)
             if net is not None:
-                interfaces.delete_link(self.ctx.host_namespace, net.bridge)
+                # Unregistering a bridge waits ~50 ms on RCU: park it and reap it later.
+                self._park(self.ctx.host_namespace, net.bridge)
+
+    def _park(self, ns: Namespace, name: str) -> None:
+        """Takes link `name` down, renames it to a name no live link can have (recorded
+        in the store first) and queues its deletion."""
+        try:
+            index = interfaces.link_index(ns, name)
+        except errors.NotFound:
+            return
+        parked = parked_name(index)
+        self.reaper.record(parked)
+        ipr = ns.netlink()
+        ipr.link("set", index=index, state="down", master=0)
+        ipr.link("set", index=index, ifname=parked)  # a rename needs the link down
+        self.reaper.submit(parked)
 
     def _network(self, nid: str) -> BridgeNetwork:
         net = self.networks.get(nid)
@@ -387,16 +402,9 @@ class BridgeDriver(Driver):
         """Cuts the endpoint off at once (host end down and off the bridge, container end
         down and renamed so its name is free) and deletes the pair in the background:
         deleting the host end takes the container end with it."""
-        host = host_veth_name(eid)
-        try:
-            index = interfaces.link_index(self.ctx.host_namespace, host)
-        except errors.NotFound:
+        if not interfaces.link_exists(self.ctx.host_namespace, host_veth_name(eid)):
             return
-        parked = parked_name(index)
-        self.reaper.record(parked)
-        ipr = self.ctx.host_namespace.netlink()
-        ipr.link("set", index=index, state="down", master=0)
-        ipr.link("set", index=index, ifname=parked)  # a rename needs the link down
+        self._park(self.ctx.host_namespace, host_veth_name(eid))
         if ep is not None and ep.sandbox_ns is not None and ep.iface is not None:
             try:
                 idx = interfaces.link_index(ep.sandbox_ns, ep.iface)
@@ -405,7 +413,6 @@ class BridgeDriver(Driver):
                 inner.link("set", index=idx, ifname=parked_name(idx))
             except Exception as e:  # the sandbox may be gone already
                 log.debug("parking %s in its sandbox: %s", ep.iface, e)
-        self.reaper.submit(parked)
 
     # -- published ports ----------------------------------------------------------------
 
