@@ -335,6 +335,7 @@ class Controller:
                 "gateway": None,
                 "gateway_ipv6": None,
                 "iface_name": None,
+                "iface_index": None,
                 "priority": 0,
                 "join_seq": 0,
                 "state": "creating",

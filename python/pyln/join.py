@@ -40,8 +40,9 @@ def _rewrite_hosts(ctrl: Controller, sid: str) -> None:
     write_hosts(Path(sbx["hosts_path"]), SandboxConfig.from_dict(sbx["config"]), own)
 
 
-def _set_default_route(ctrl: Controller, sid: str, eid: str) -> None:
-    """Points the sandbox's default routes at the endpoint's gateways."""
+def _set_default_route(ctrl: Controller, sid: str, eid: str, replacing: bool) -> None:
+    """Points the sandbox's default routes at the endpoint's gateways. Only when another
+    gateway endpoint is still attached (`replacing`) can other defaults exist."""
     from pyln.osl import routes
 
     rec = ctrl._endpoints[eid]
@@ -50,7 +51,13 @@ def _set_default_route(ctrl: Controller, sid: str, eid: str) -> None:
     ns = ctrl._sandbox_ns(sid)
     for key in ("gateway", "gateway_ipv6"):
         if rec[key]:
-            routes.set_default_gateway(ns, ipaddress.ip_address(rec[key]), rec["iface_name"])
+            routes.set_default_gateway(
+                ns,
+                ipaddress.ip_address(rec[key]),
+                rec["iface_name"],
+                index=rec.get("iface_index"),
+                exclusive=replacing,
+            )
 
 
 def _gateway_changed(ctrl: Controller, sid: str, old_gw: str | None) -> None:
@@ -66,7 +73,12 @@ def _gateway_changed(ctrl: Controller, sid: str, old_gw: str | None) -> None:
         )
     if new_id is not None:
         rec = ctrl._endpoints[new_id]
-        _set_default_route(ctrl, sid, new_id)
+        replacing = (
+            old_gw is not None
+            and old_gw in ctrl._endpoints
+            and bool(ctrl._endpoints[old_gw]["sandbox"])
+        )
+        _set_default_route(ctrl, sid, new_id, replacing)
         ctrl.driver(ctrl._networks[rec["network"]]["type"]).program_external_connectivity(
             rec["network"], new_id, {}
         )
@@ -137,7 +149,9 @@ def configure_joined(ctrl: Controller, eid: str, jinfo: JoinInfo) -> None:
     rec["iface_name"] = jinfo.created
     ns = ctrl._sandbox_ns(sid)
     addrs = [ipaddress.ip_interface(rec[k]) for k in ("address", "address_ipv6") if rec[k]]
-    interfaces.configure_interface(ns, jinfo.created, addresses=addrs, up=True)
+    rec["iface_index"] = interfaces.configure_interface(
+        ns, jinfo.created, addresses=addrs, up=True, index=jinfo.created_index
+    )
     for r in jinfo.static_routes:
         routes.add_route(ns, r.destination, gateway=r.next_hop, dev=jinfo.created)
 
@@ -151,7 +165,14 @@ def undo_join(ctrl: Controller, eid: str) -> None:
     except errors.PylnError:
         pass
     sid = rec["sandbox"]
-    rec.update(sandbox=None, gateway=None, gateway_ipv6=None, iface_name=None, state="ready")
+    rec.update(
+        sandbox=None,
+        gateway=None,
+        gateway_ipv6=None,
+        iface_name=None,
+        iface_index=None,
+        state="ready",
+    )
     ctrl._save_endpoint(rec)
     if sid in ctrl._sandboxes:
         _rewrite_hosts(ctrl, sid)
@@ -173,7 +194,14 @@ def leave(ctrl: Controller, eid: str, sid: str) -> None:
     if was_gw:
         drv.revoke_external_connectivity(rec["network"], eid)
     drv.leave(rec["network"], eid)
-    rec.update(sandbox=None, gateway=None, gateway_ipv6=None, iface_name=None, state="ready")
+    rec.update(
+        sandbox=None,
+        gateway=None,
+        gateway_ipv6=None,
+        iface_name=None,
+        iface_index=None,
+        state="ready",
+    )
     ctrl._save_endpoint(rec)
     _rewrite_hosts(ctrl, sid)
     if was_gw:

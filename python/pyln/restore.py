@@ -33,7 +33,13 @@ def _restore_sandboxes(ctrl: Controller) -> None:
         if rec["state"] in ("creating", "deleting"):
             for ep in ctrl._endpoints.values():
                 if ep["sandbox"] == sid:
-                    ep.update(sandbox=None, iface_name=None, gateway=None, gateway_ipv6=None)
+                    ep.update(
+                        sandbox=None,
+                        iface_name=None,
+                        iface_index=None,
+                        gateway=None,
+                        gateway_ipv6=None,
+                    )
                     ctrl._save_endpoint(ep)
             ctrl._remove_sandbox_files(rec)
             ctrl._forget(SBX, ctrl._sandboxes, sid)

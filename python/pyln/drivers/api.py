@@ -91,6 +91,8 @@ class JoinInfo:
 
     created: str | None = None
     """Name of the interface the driver created inside the sandbox namespace."""
+    created_index: int | None = None
+    """Its ifindex in the sandbox namespace, if the driver knows it."""
     move: str | None = None
     """Name of a host-namespace link the sandbox must move in instead."""
     gateway: ipaddress.IPv4Address | None = None

@@ -140,6 +140,7 @@ class BridgeNetwork:
     gateway_v4: ipaddress.IPv4Interface | None
     gateway_v6: ipaddress.IPv6Interface | None
     subnets: tuple[Any, ...]
+    bridge_index: int = 0
 
 
 @dataclass
@@ -231,7 +232,9 @@ class BridgeDriver(Driver):
                 tuple(d.pool for d in ipv4 + ipv6),
             )
             addresses = [a for a in (net.gateway_v4, net.gateway_v6) if a is not None]
-            interfaces.create_bridge(self.ctx.host_namespace, name, mtu=mtu, addresses=addresses)
+            net.bridge_index = interfaces.create_bridge(
+                self.ctx.host_namespace, name, mtu=mtu, addresses=addresses
+            )
             if ipv6:
                 self.ctx.host_namespace.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
             self.firewall.setup_network(
@@ -364,18 +367,26 @@ class BridgeDriver(Driver):
                 raise errors.EndpointNotFound(f"bridge driver has no endpoint {eid[:12]}")
             if sandbox.host_namespace:
                 raise DriverError("a bridge endpoint cannot join the host namespace")
-            if interfaces.link_exists(self.ctx.host_namespace, host_veth_name(eid)):
-                # Left over from an earlier join whose deletion has not finished.
+
+            def create() -> tuple[int, int]:
+                return interfaces.create_veth(
+                    self.ctx.host_namespace,
+                    host_veth_name(eid),
+                    sandbox.namespace,
+                    sandbox.iface_name,
+                    mtu=net.mtu,
+                    peer_mac=ep.mac,
+                    master=net.bridge_index,
+                )
+
+            try:
+                host_index, peer_index = create()
+            except interfaces.LinkExists:
+                if not interfaces.link_exists(self.ctx.host_namespace, host_veth_name(eid)):
+                    raise
+                # Left over from a crash between create and record: replace it.
                 interfaces.delete_link(self.ctx.host_namespace, host_veth_name(eid))
-            host_index, _ = interfaces.create_veth(
-                self.ctx.host_namespace,
-                host_veth_name(eid),
-                sandbox.namespace,
-                sandbox.iface_name,
-                mtu=net.mtu,
-                peer_mac=ep.mac,
-                master=net.bridge,
-            )
+                host_index, peer_index = create()
             # Hairpin on the bridge port: with bridge-nf-call on, a container's packets to
             # its own published port come back out of the port they entered by.
             self.ctx.host_namespace.netlink().brport("set", index=host_index, mode=1)
@@ -383,6 +394,7 @@ class BridgeDriver(Driver):
             ep.sandbox_ns = sandbox.namespace
             ep.iface = sandbox.iface_name
             jinfo.created = sandbox.iface_name
+            jinfo.created_index = peer_index
             if not net.internal:
                 jinfo.gateway = net.gateway_v4.ip if net.gateway_v4 else None
                 if ep.address_v6 is not None and net.gateway_v6 is not None:

@@ -275,15 +275,18 @@ def configure_interface(
     mac: str | None = None,
     mtu: int | None = None,
     up: bool = True,
+    index: int | None = None,
 ) -> int:
     """Gives link `name` in `ns` its addresses (added if missing), MAC and MTU, and
-    brings it up (or down with `up=False`). Returns its ifindex."""
+    brings it up (or down with `up=False`). Returns its ifindex. A caller that knows
+    the ifindex passes it and saves a lookup."""
     validate_name(name)
     addrs = [as_interface(a) for a in addresses]
     mac = validate_mac(mac) if mac is not None else None
     mtu = _validate_mtu(mtu) if mtu is not None else None
     with ns_netlink(ns) as ipr:
-        index = index_of(ipr, ns, name)
+        if index is None:
+            index = index_of(ipr, ns, name)
         _configure(ipr, ns, name, index, addrs, mac, mtu, up)
         return index
 
@@ -353,7 +356,7 @@ def create_veth(
     *,
     mtu: int | None = None,
     peer_mac: str | None = None,
-    master: str | None = None,
+    master: str | int | None = None,
 ) -> tuple[int, int]:
     """A veth pair: `host_name` in `host` (up, enslaved to bridge `master` if given)
     and `peer_name` created directly inside `peer_ns` (left down for the sandbox to
@@ -369,7 +372,9 @@ def create_veth(
     )
     with ns_netlink(host) as ipr:
         kw: dict[str, Any] = {"ifname": host_name, "kind": "veth", "state": "up"}
-        if master is not None:
+        if isinstance(master, int):
+            kw["master"] = master  # the bridge's ifindex, known to the caller
+        elif master is not None:
             kw["master"] = index_of(ipr, host, validate_name(master))
         if mtu is not None:
             kw["mtu"] = mtu

@@ -188,10 +188,19 @@ def remove_route(
         return True
 
 
-def set_default_gateway(ns: Namespace, gateway: IPAddress | str, dev: str | None = None) -> None:
+def set_default_gateway(
+    ns: Namespace,
+    gateway: IPAddress | str,
+    dev: str | None = None,
+    *,
+    index: int | None = None,
+    exclusive: bool = True,
+) -> None:
     """Makes `gateway` (out of `dev`, if given) the only default route of its family in
     `ns`. The new route replaces the old in place, so there is no moment without a
-    default; other defaults of the family (other metrics) are removed after."""
+    default; other defaults of the family (other metrics) are removed after, unless
+    the caller knows there are none (`exclusive=False` skips that dump). `index` is
+    the ifindex of `dev`, when the caller knows it."""
     try:
         gw = ipaddress.ip_address(gateway)
     except ValueError as e:
@@ -199,11 +208,13 @@ def set_default_gateway(ns: Namespace, gateway: IPAddress | str, dev: str | None
     net = ipaddress.ip_network("0.0.0.0/0" if gw.version == 4 else "::/0")
     what = f"setting default gateway {gw} dev {dev} in namespace {ns.path}"
     with ns_netlink(ns) as ipr:
-        oif = _oif(ipr, ns, dev)
+        oif = index if index is not None else _oif(ipr, ns, dev)
         try:
             ipr.route("replace", **_request(net, gw, oif))
         except NetlinkError as e:
             raise _route_error(e, what) from None
+        if not exclusive:
+            return
         # The kernel's metric for the route just set: 0 for IPv4, 1024 for IPv6.
         ours = (None, 0) if gw.version == 4 else (1024,)
         kept = False
