@@ -164,6 +164,12 @@ def undo_join(ctrl: Controller, eid: str) -> None:
         ctrl.driver(net["type"]).leave(rec["network"], eid)
     except errors.PylnError:
         pass
+    _detached(ctrl, rec)
+
+
+def _detached(ctrl: Controller, rec: dict[str, Any]) -> None:
+    """Records that the endpoint is in no sandbox any more and updates that sandbox's
+    /etc/hosts."""
     sid = rec["sandbox"]
     rec.update(
         sandbox=None,
@@ -194,15 +200,6 @@ def leave(ctrl: Controller, eid: str, sid: str) -> None:
     if was_gw:
         drv.revoke_external_connectivity(rec["network"], eid)
     drv.leave(rec["network"], eid)
-    rec.update(
-        sandbox=None,
-        gateway=None,
-        gateway_ipv6=None,
-        iface_name=None,
-        iface_index=None,
-        state="ready",
-    )
-    ctrl._save_endpoint(rec)
-    _rewrite_hosts(ctrl, sid)
+    _detached(ctrl, rec)
     if was_gw:
         _gateway_changed(ctrl, sid, None)
