@@ -292,3 +292,72 @@ def test_null_and_host_drivers(ctrl: pyln.Controller, world: World) -> None:
     assert hsbx.key == str(world.host.path)
     with pytest.raises(errors.Forbidden):
         host.create_endpoint("h2").join(sbx)
+
+
+def test_ipv6_between_containers(ctrl: pyln.Controller) -> None:
+    net = ctrl.new_network(
+        "bridge",
+        "v6",
+        enable_ipv6=True,
+        ipam_v4=[{"pool": "10.252.0.0/24"}],
+        ipam_v6=[{"pool": "fd00:252::/64"}],
+    )
+    a, _ = container(ctrl, net, "a")
+    b, ep_b = container(ctrl, net, "b")
+    info = ep_b.info()
+    assert str(info.iface.address_ipv6) == "fd00:252::3/64"
+    assert str(info.gateway_ipv6) == "fd00:252::1"
+    srv = Server(Namespace.open(b.key), addr="::")
+    try:
+        got = eventually(
+            lambda: connect(Namespace.open(a.key), "fd00:252::3", srv.port), timeout=10
+        )
+        assert got == "fd00:252::2"
+    finally:
+        srv.close()
+
+
+def test_dns_options_in_resolv_conf(ctrl: pyln.Controller) -> None:
+    sbx = ctrl.new_sandbox(
+        "dns", dns=["10.0.0.53", "10.0.0.54"], dns_search=["example.org"], dns_options=["ndots:2"]
+    )
+    text = sbx.resolv_conf_path.read_text()
+    assert "nameserver 10.0.0.53" in text and "nameserver 10.0.0.54" in text
+    assert "search example.org" in text
+    assert "options ndots:2" in text
+    with pytest.raises(errors.BadRequest):
+        ctrl.new_sandbox("bad-dns", dns=["not-an-ip"])
+    assert [s.container_id for s in ctrl.sandboxes()] == ["dns"]
+
+
+def test_gateway_endpoint_selection(ctrl: pyln.Controller) -> None:
+    internal = ctrl.new_network(
+        "bridge", "aaa-internal", internal=True, ipam_v4=[{"pool": "10.253.1.0/24"}]
+    )
+    pub = ctrl.new_network("bridge", "zzz-public", ipam_v4=[{"pool": "10.253.2.0/24"}])
+    other = ctrl.new_network("bridge", "bbb-other", ipam_v4=[{"pool": "10.253.3.0/24"}])
+    sbx = ctrl.new_sandbox("multi")
+    e_int = internal.create_endpoint("i")
+    e_int.join(sbx)
+    assert sbx.gateway_endpoint() is None, "an internal network gives no gateway"
+    e_pub = pub.create_endpoint("p")
+    e_pub.join(sbx)
+    assert sbx.gateway_endpoint() == e_pub
+    e_other = other.create_endpoint("o")
+    e_other.join(sbx, priority=10)
+    assert sbx.gateway_endpoint() == e_other, "higher priority wins"
+    ns = Namespace.open(sbx.key)
+
+    def default_via() -> str | None:
+        for r in routes.routes(ns, 2):
+            if r.destination.prefixlen == 0:
+                return str(r.gateway)
+        return None
+
+    assert default_via() == "10.253.3.1"
+    e_other.leave(sbx)
+    assert sbx.gateway_endpoint() == e_pub
+    assert default_via() == "10.253.2.1"
+    names = {e.name: ctrl._endpoints[e.id]["iface_name"] for e in sbx.endpoints()}
+    assert names == {"i": "eth0", "p": "eth1"}
+    ns.close()
