@@ -361,3 +361,18 @@ def test_gateway_endpoint_selection(ctrl: pyln.Controller) -> None:
     names = {e.name: ctrl._endpoints[e.id]["iface_name"] for e in sbx.endpoints()}
     assert names == {"i": "eth0", "p": "eth1"}
     ns.close()
+
+
+def test_default_bridge(ctrl: pyln.Controller, world: World) -> None:
+    opts = {netlabel.BRIDGE_DEFAULT_BRIDGE: "true"}
+    ctrl.new_network("bridge", "bridge", driver_options=opts)
+    assert interfaces.link_info(world.host, "pyln0").kind == "bridge"
+    with pytest.raises(errors.BadRequest, match="default bridge"):
+        ctrl.new_network("bridge", "second", driver_options=opts)
+    ctrl.new_network("bridge", "named", driver_options={netlabel.BRIDGE_NAME: "mybr0"})
+    assert interfaces.link_exists(world.host, "mybr0")
+    with pytest.raises(errors.BadRequest, match="mybr0"):
+        ctrl.new_network("bridge", "clash", driver_options={netlabel.BRIDGE_NAME: "mybr0"})
+    with pytest.raises(errors.BadRequest, match="unknown bridge network options"):
+        ctrl.new_network("bridge", "typo", driver_options={"com.docker.network.bridge.nmae": "x"})
+    assert {n.name for n in ctrl.networks()} == {"bridge", "named"}

@@ -35,6 +35,8 @@ from pyln.store import Store
 from pyln.types import PortBinding
 
 DEFAULT_MTU = 1500
+DEFAULT_BRIDGE_NAME = "pyln0"
+"""The default bridge network's bridge (libnetwork's docker0)."""
 IFNAMSIZ = 15
 STORE_PREFIX = "bridge/endpoint/"
 PENDING_PREFIX = "bridge/pending-delete/"
@@ -141,6 +143,7 @@ class BridgeNetwork:
     gateway_v6: ipaddress.IPv6Interface | None
     subnets: tuple[Any, ...]
     bridge_index: int = 0
+    default: bool = False
 
 
 @dataclass
@@ -196,7 +199,9 @@ class BridgeDriver(Driver):
             raise DriverError(f"unknown bridge network options {sorted(unknown)}")
         if not ipv4:
             raise DriverError("a bridge network needs an IPv4 pool")
-        name = str(options.get(netlabel.BRIDGE_NAME) or f"br-{nid[:12]}")
+        default = _bool(options.get(netlabel.BRIDGE_DEFAULT_BRIDGE, False), "default_bridge")
+        fallback = DEFAULT_BRIDGE_NAME if default else f"br-{nid[:12]}"
+        name = str(options.get(netlabel.BRIDGE_NAME) or fallback)
         if len(name) > IFNAMSIZ:
             raise DriverError(f"bridge name {name!r} is longer than {IFNAMSIZ} characters")
         try:
@@ -213,6 +218,8 @@ class BridgeDriver(Driver):
             raise DriverError(f"host binding address: {e}") from e
         with self._lock:
             for other in self.networks.values():
+                if default and other.default and other.nid != nid:
+                    raise DriverError(f"network {other.nid[:12]} is already the default bridge")
                 if other.bridge == name and other.nid != nid:
                     raise DriverError(
                         f"bridge {name!r} is already used by network {other.nid[:12]}"
@@ -230,6 +237,7 @@ class BridgeDriver(Driver):
                 gw4 if isinstance(gw4, ipaddress.IPv4Interface) else None,
                 gw6 if isinstance(gw6, ipaddress.IPv6Interface) else None,
                 tuple(d.pool for d in ipv4 + ipv6),
+                default=default,
             )
             addresses = [a for a in (net.gateway_v4, net.gateway_v6) if a is not None]
             net.bridge_index = interfaces.create_bridge(
