@@ -92,14 +92,17 @@ class LinkReaper:
         self._queue.put(name)
 
     def _run(self) -> None:
-        while True:
-            name = self._queue.get()
-            try:
-                if name is None:
-                    return
-                self._delete(name)
-            finally:
-                self._queue.task_done()
+        try:
+            while True:
+                name = self._queue.get()
+                try:
+                    if name is None:
+                        return
+                    self._delete(name)
+                finally:
+                    self._queue.task_done()
+        finally:
+            self.ns.release()
 
     def _delete(self, name: str) -> None:
         try:

@@ -161,6 +161,19 @@ class Namespace:
             self._all.clear()
             self._local = threading.local()
 
+    def release(self) -> None:
+        """Closes the calling thread's cached netlink socket. A thread that used
+        netlink() calls it before it ends: pyroute2 0.9 cannot fully close an IPRoute
+        from another thread."""
+        ipr: IPRoute | None = getattr(self._local, "ipr", None)
+        if ipr is None:
+            return
+        self._local.ipr = None
+        with self._lock:
+            if ipr in self._all:
+                self._all.remove(ipr)
+        ipr.close()
+
     def delete(self) -> None:
         """Unmounts and removes the namespace file. The kernel frees the namespace (and
         reaps its devices in the background) once no process or fd holds it."""
