@@ -26,6 +26,8 @@ def restore(ctrl: Controller) -> None:
     _restore_endpoints(ctrl)
     _collect_addresses(ctrl)
     _collect_namespaces(ctrl)
+    for drv in list(ctrl._drivers.values()):
+        drv.restore_done()
 
 
 def _restore_sandboxes(ctrl: Controller) -> None:

@@ -376,3 +376,26 @@ def test_default_bridge(ctrl: pyln.Controller, world: World) -> None:
     with pytest.raises(errors.BadRequest, match="unknown bridge network options"):
         ctrl.new_network("bridge", "typo", driver_options={"com.docker.network.bridge.nmae": "x"})
     assert {n.name for n in ctrl.networks()} == {"bridge", "named"}
+
+
+def test_restart_removes_rules_of_vanished_networks(
+    tmp_path: Path, world: World, backend: str
+) -> None:
+    """A crash after a network's record was removed but before its rules were: the
+    next controller removes the rules."""
+    cfg = {"bridge": {"firewall": backend}}
+    c = pyln.Controller(tmp_path / "s", cfg, host_namespace=world.host)
+    gone = c.new_network("bridge", "gone", ipam_v4=[{"pool": "10.254.1.0/24"}])
+    kept = c.new_network("bridge", "kept", ipam_v4=[{"pool": "10.254.2.0/24"}])
+    fw = c.driver("bridge").firewall  # type: ignore[attr-defined]
+    assert set(fw.networks()) >= {gone.id, kept.id}
+    c.store.delete("pyln/network/" + gone.id)  # the record, as if deleted before a crash
+    gone_id = gone.id
+    c.close()
+    c2 = pyln.Controller(tmp_path / "s", cfg, host_namespace=world.host)
+    try:
+        fw2 = c2.driver("bridge").firewall  # type: ignore[attr-defined]
+        assert gone_id not in fw2.networks()
+        assert kept.id in fw2.networks()
+    finally:
+        cleanup(c2)

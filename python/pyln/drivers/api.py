@@ -159,6 +159,10 @@ class Driver(ABC):
         connection is gone (the controller then joins it again)."""
         return True
 
+    def restore_done(self) -> None:  # noqa: B027 (optional hook)
+        """Called once the controller has restored every network and endpoint, so the
+        driver can collect what belongs to none of them."""
+
     def endpoint_oper_info(self, nid: str, eid: str) -> dict[str, Any]:
         """Operational data about an endpoint (MAC, port bindings, ...)."""
         return {}

@@ -256,7 +256,13 @@ class NftablesFirewall(Firewall):
             if owner is not None and owner != nid:
                 raise FirewallConflict(f"bridge {br} already belongs to network {owner}")
             out, inn, post = chain_names(nid)
-            cmds = _skeleton((out, inn, post))
+            if st.exists:
+                # The skeleton went in whole with the table (one transaction). Sending it
+                # again would flush and refill the base chains, and deleting rules is what
+                # makes an nftables transaction slow (~15 ms): only add our chains.
+                cmds = [{"add": {"chain": _obj(name=name)}} for name in (out, inn, post)]
+            else:
+                cmds = _skeleton((out, inn, post))
             old = st.nets.get(nid)
             if old is not None:
                 cmds += self._unlink(old, keep_bridge=old.bridge == br, st=st)
