@@ -64,7 +64,8 @@ def main() -> None:
         finally:
             host.delete()
     print(
-        "| backend | create (alone) p50 / p90 ms | delete (alone) | create (churn) | delete (churn) |"
+        "| backend | create (alone) p50 / p90 ms | delete (alone) "
+        "| create (churn) | delete (churn) |"
     )
     print("|---|---|---|---|---|")
     for r in rows:
