@@ -399,3 +399,27 @@ def test_restart_removes_rules_of_vanished_networks(
         assert kept.id in fw2.networks()
     finally:
         cleanup(c2)
+
+
+def test_published_port_over_ipv6(ctrl: pyln.Controller, world: World) -> None:
+    """A port published on :: is reachable at the bridge's IPv6 address (kernel DNAT)
+    and at [::1] (the userland proxy: IPv6 has no route_localnet)."""
+    net = ctrl.new_network(
+        "bridge",
+        "v6pub",
+        enable_ipv6=True,
+        ipam_v4=[{"pool": "10.255.1.0/24"}],
+        ipam_v6=[{"pool": "fd00:255::/64"}],
+    )
+    sbx, _ = container(
+        ctrl,
+        net,
+        "w6",
+        port_bindings=[{"proto": "tcp", "port": 80, "host_ip": "::", "host_port": 18090}],
+    )
+    srv = Server(Namespace.open(sbx.key), addr="::", port=80)
+    try:
+        assert eventually(lambda: connect(world.host, "fd00:255::1", 18090), timeout=10)
+        assert eventually(lambda: connect(world.host, "::1", 18090), timeout=10)
+    finally:
+        srv.close()

@@ -255,7 +255,10 @@ class IptablesFirewall(Firewall):
                 cmds += self._ensure_forward_jumps(t)
             else:
                 for hook in ("PREROUTING", "OUTPUT"):
-                    jump = f"-A {hook} -m addrtype --dst-type LOCAL -j {DOCKER}"
+                    # IPv6 has no route_localnet: [::1]:port is left to the userland
+                    # proxy, as Docker does (iptables-save prints the rule this way).
+                    lo = "! -d ::1/128 " if v == 6 and hook == "OUTPUT" else ""
+                    jump = f"-A {hook} {lo}-m addrtype --dst-type LOCAL -j {DOCKER}"
                     if jump not in t.lines(hook):
                         cmds.append(jump)
             have = [ln for lines in t.rules.values() for ln in lines if _comment_id(ln) == nid]

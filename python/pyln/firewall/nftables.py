@@ -155,13 +155,16 @@ def _skeleton(chains: Sequence[str] = ()) -> list[Json]:
             (f"hostports{v}", [_payload(_ip(v), "daddr"), *l4]),
             (f"hostports{v}_any", l4),
         )
+        # IPv6 has no route_localnet: a packet from ::1 cannot be sent off the host, so
+        # [::1]:port is left to the userland proxy (as Docker does) instead of DNAT.
+        skip_lo = [_match(_payload("ip6", "daddr"), "::1", "!=")] if v == 6 else []
         for name, lookup in keyed:
             dnat = {
                 "family": _ip(v),
                 "addr": {"map": {"key": {"concat": lookup}, "data": f"@{name}_addr"}},
                 "port": {"map": {"key": {"concat": lookup}, "data": f"@{name}_port"}},
             }
-            cmds.append(_rule("hostports", nfproto, {"dnat": dnat}))
+            cmds.append(_rule("hostports", nfproto, *skip_lo, {"dnat": dnat}))
     # 127.0.0.1:port from the host itself: the reply must come back to a routable source.
     loopback = ipaddress.ip_network("127.0.0.0/8")
     cmds.append(
