@@ -31,7 +31,7 @@ from pyln.drivers.api import (
 from pyln.endpoint import Endpoint
 from pyln.ipam import GATEWAY, LOCAL_DEFAULT, REQUEST_ADDRESS_TYPE, Allocator
 from pyln.network import IpamConf, IpamInfo, Network
-from pyln.osl import Namespace
+from pyln.osl import Namespace, interfaces
 from pyln.sandbox import Sandbox, SandboxConfig, validate_config, write_hosts, write_resolv_conf
 from pyln.store import SQLiteStore, Store
 from pyln.types import PortBinding, TransportPort
@@ -205,10 +205,7 @@ class Controller:
                             )
                         rec["ipam_v6"] = [i.to_dict() for i in self._allocate_pools(v6, True)]
                         self._save_network(rec)
-                options = dict(rec["driver_options"])
-                options[netlabel.INTERNAL] = rec["internal"]
-                options[netlabel.ENABLE_IPV6] = rec["enable_ipv6"]
-                driver.create_network(nid, options, *self._ipam_data(rec))
+                driver.create_network(nid, self._driver_options(rec), *self._ipam_data(rec))
             except BaseException:
                 self._rollback_network(rec)
                 raise
@@ -233,6 +230,15 @@ class Controller:
                 self.ipam.release_pool(info.pool_id)
             raise
         return out
+
+    @staticmethod
+    def _driver_options(rec: dict[str, Any]) -> dict[str, Any]:
+        """What a driver's create_network gets: the network's driver options plus the
+        generic ones (internal, IPv6)."""
+        options = dict(rec["driver_options"])
+        options[netlabel.INTERNAL] = rec["internal"]
+        options[netlabel.ENABLE_IPV6] = rec["enable_ipv6"]
+        return options
 
     @staticmethod
     def _ipam_data(rec: dict[str, Any]) -> tuple[list[IPAMData], list[IPAMData]]:
@@ -316,7 +322,7 @@ class Controller:
             exposed = [TransportPort.of(p) for p in options.get("exposed_ports") or ()]
             mac = options.get("mac_address")
             if mac is not None:
-                mac = _check_mac(mac)
+                mac = interfaces.validate_mac(str(mac))
             for server in options.get("dns_servers") or ():
                 ipaddress.ip_address(server)
             eid = options.get("id") or _new_id()
@@ -629,18 +635,3 @@ class Controller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _check_mac(mac: object) -> str:
-    text = str(mac).lower()
-    parts = text.split(":")
-    if len(parts) != 6 or not all(
-        len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts
-    ):
-        raise errors.BadRequest(f"invalid MAC address {mac!r}")
-    if int(parts[0], 16) & 1:
-        raise errors.BadRequest(f"MAC address {mac!r} is multicast")
-    return text
-
-
-__all__ = ["Controller"]

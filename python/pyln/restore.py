@@ -63,12 +63,9 @@ def _restore_networks(ctrl: Controller) -> None:
         elif rec["state"] == "deleting":
             ctrl._rollback_network(rec)  # same steps: driver delete, release pools, forget
         else:
-            options = dict(rec["driver_options"])
-            from pyln import netlabel
-
-            options[netlabel.INTERNAL] = rec["internal"]
-            options[netlabel.ENABLE_IPV6] = rec["enable_ipv6"]
-            ctrl.driver(rec["type"]).create_network(nid, options, *ctrl._ipam_data(rec))
+            ctrl.driver(rec["type"]).create_network(
+                nid, ctrl._driver_options(rec), *ctrl._ipam_data(rec)
+            )
 
 
 def _restore_endpoints(ctrl: Controller) -> None:
@@ -127,7 +124,8 @@ def _collect_addresses(ctrl: Controller) -> None:
     masters_in_use = set()
     for pool_id in used:
         masters_in_use.add("/".join(pool_id.split("/")[:3]))
-    for info in ctrl.ipam.pools():
+    pools = {p.pool_id: p for p in ctrl.ipam.pools()}
+    for info in pools.values():
         if info.pool_id not in used and info.pool_id not in masters_in_use:
             for _ in range(info.refs):
                 try:
@@ -135,7 +133,7 @@ def _collect_addresses(ctrl: Controller) -> None:
                 except errors.PylnError:
                     break
     for pool_id, keep in used.items():
-        found = next((p for p in ctrl.ipam.pools() if p.pool_id == pool_id), None)
+        found = pools.get(pool_id)
         if found is None:
             continue
         bits = ctrl.ipam.bitmask(pool_id)

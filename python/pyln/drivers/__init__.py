@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from pyln.drivers.api import Driver
+from pyln.drivers.bridge import BridgeDriver
 from pyln.drivers.host import HostDriver
 from pyln.drivers.null import NullDriver
 
-BUILTIN: dict[str, type[Driver]] = {"null": NullDriver, "host": HostDriver}
-
-try:  # the bridge driver needs the kernel-side modules
-    from pyln.drivers.bridge import BridgeDriver
-
-    BUILTIN["bridge"] = BridgeDriver
-except ImportError:  # pragma: no cover - while the bridge driver is being written
-    pass
+BUILTIN: dict[str, type[Driver]] = {"null": NullDriver, "host": HostDriver, "bridge": BridgeDriver}
 
 __all__ = ["BUILTIN", "Driver"]

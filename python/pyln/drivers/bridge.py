@@ -281,19 +281,20 @@ class BridgeDriver(Driver):
                 if nid not in self.networks:
                     self.firewall.remove_network(nid)
 
-    def _park(self, ns: Namespace, name: str) -> None:
+    def _park(self, ns: Namespace, name: str) -> bool:
         """Takes link `name` down, renames it to a name no live link can have (recorded
-        in the store first) and queues its deletion."""
+        in the store first) and queues its deletion. False if there is no such link."""
         try:
             index = interfaces.link_index(ns, name)
         except errors.NotFound:
-            return
+            return False
         parked = parked_name(index)
         self.reaper.record(parked)
         ipr = ns.netlink()
         ipr.link("set", index=index, state="down", master=0)
         ipr.link("set", index=index, ifname=parked)  # a rename needs the link down
         self.reaper.submit(parked)
+        return True
 
     def _network(self, nid: str) -> BridgeNetwork:
         net = self.networks.get(nid)
@@ -343,11 +344,9 @@ class BridgeDriver(Driver):
             if ep.joined and sandbox is not None:
                 ep.sandbox_ns, ep.iface = sandbox.namespace, sandbox.iface_name
             if self.ctx.store is not None and ep.joined:
-                from pyln.errors import KeyNotFound
-
                 try:
                     saved = self.ctx.store.get(STORE_PREFIX + eid).value
-                except KeyNotFound:
+                except errors.KeyNotFound:
                     saved = []
                 if saved:
                     # Take the same host ports again before anyone else can. The rules
@@ -442,9 +441,8 @@ class BridgeDriver(Driver):
         """Cuts the endpoint off at once (host end down and off the bridge, container end
         down and renamed so its name is free) and deletes the pair in the background:
         deleting the host end takes the container end with it."""
-        if not interfaces.link_exists(self.ctx.host_namespace, host_veth_name(eid)):
+        if not self._park(self.ctx.host_namespace, host_veth_name(eid)):
             return
-        self._park(self.ctx.host_namespace, host_veth_name(eid))
         if ep is not None and ep.sandbox_ns is not None and ep.iface is not None:
             try:
                 idx = interfaces.link_index(ep.sandbox_ns, ep.iface)
