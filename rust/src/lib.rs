@@ -3,6 +3,7 @@
 
 pub mod bitseq;
 pub mod idm;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;

@@ -1,0 +1,4 @@
+//! Wire codecs: memberlist's msgpack packets and streams, networkdb's protobuf
+//! messages. Plain Rust, no I/O; decoders return errors, never panic.
+
+pub mod memberlist;
