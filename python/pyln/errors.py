@@ -155,3 +155,20 @@ class NotJoined(Forbidden):
 
 class StateDirInUse(Forbidden):
     """Another live controller holds the state directory."""
+
+
+# networkdb and its membership layer.
+class GossipError(PylnError):
+    """Base of the gossip (memberlist, networkdb) errors."""
+
+
+class GossipProtocolError(GossipError, BadRequest):
+    """A peer sent bytes that are not a valid message of the protocol."""
+
+
+class JoinFailed(GossipError, Unavailable):
+    """No node given to join answered."""
+
+
+class DatabaseClosed(GossipError, Forbidden):
+    """The NetworkDB was closed."""

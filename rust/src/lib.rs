@@ -7,3 +7,7 @@ pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_swim;
+pub mod sim;
+pub mod swim;

@@ -285,5 +285,6 @@ impl PyIdm {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBitseq>()?;
     m.add_class::<PyIdm>()?;
+    crate::py_swim::register(m)?;
     Ok(())
 }

@@ -1,0 +1,1238 @@
+//! The membership machine: memberlist 0.2.2's probe, indirect probe, suspicion,
+//! refutation, gossip, push/pull, join and leave, restated as a sans-IO state
+//! machine. Inputs carry `now` in microseconds; outputs are `Action`s.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::config::Config;
+use super::delegate::{Delegate, Member};
+use super::queue::BroadcastQueue;
+use super::rng::Rng;
+use super::suspicion::{suspicion_timeout, Suspicion};
+use crate::wire::crypto::{self, Keyring};
+use crate::wire::memberlist::{
+    decode_packet, decode_stream, encode_message, encode_stream, make_compound, msg_type,
+    node_state, wrap_packet, Ack, Alive, Dead, IndirectPing, Message, Nack, PacketOpts, Ping,
+    PushNodeState, PushPull, Suspect, WireError,
+};
+
+/// Bytes a compound adds per part, and for its header (memberlist's constants).
+const COMPOUND_OVERHEAD: usize = 2;
+const COMPOUND_HEADER_OVERHEAD: usize = 2;
+const USER_MSG_OVERHEAD: usize = 1;
+/// A push/pull with more nodes than this is refused (memberlist: maxPushStateBytes is
+/// 20 MB; this bounds what a peer can make us allocate per exchange).
+const MAX_PUSH_NODES: usize = 1 << 20;
+
+/// What the transport must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send one UDP datagram.
+    Packet { to: SocketAddr, data: Vec<u8> },
+    /// Open a TCP connection to `to` and write `data`. With a token, read one
+    /// stream message back and hand it to `handle_stream_reply` (or `None` on
+    /// error or after the TCP timeout).
+    Stream { to: SocketAddr, data: Vec<u8>, token: Option<u64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwimError {
+    Wire(WireError),
+    /// A stream reply that is not what was asked for.
+    Unexpected(String),
+    UnknownToken(u64),
+}
+
+impl fmt::Display for SwimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwimError::Wire(e) => write!(f, "{e}"),
+            SwimError::Unexpected(m) => write!(f, "unexpected reply: {m}"),
+            SwimError::UnknownToken(t) => write!(f, "no request with token {t}"),
+        }
+    }
+}
+
+impl std::error::Error for SwimError {}
+
+impl From<WireError> for SwimError {
+    fn from(e: WireError) -> Self {
+        SwimError::Wire(e)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    name: String,
+    addr: SocketAddr,
+    meta: Vec<u8>,
+    incarnation: u32,
+    state: u8,
+    state_change: u64,
+    vsn: [u8; 6],
+}
+
+impl Node {
+    fn dead_or_left(&self) -> bool {
+        self.state == node_state::DEAD || self.state == node_state::LEFT
+    }
+    fn pmax(&self) -> u8 {
+        self.vsn[1]
+    }
+    fn member(&self) -> Member {
+        Member {
+            name: self.name.clone(),
+            addr: self.addr,
+            meta: self.meta.clone(),
+            state: self.state,
+            incarnation: self.incarnation,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    PushPull,
+    TcpPing { seq: u32 },
+}
+
+#[derive(Debug, Clone)]
+struct Probe {
+    seq: u32,
+    target: String,
+    incarnation: u32,
+    timeout_at: u64,
+    deadline: u64,
+    indirect_sent: bool,
+    expected_nacks: u32,
+    nacks: u32,
+    tcp_contact: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Relay {
+    requester: SocketAddr,
+    seq: u32,
+    nack: bool,
+    deadline: u64,
+}
+
+/// Counters for stats and the simulator's reports.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub packets_sent: u64,
+    pub packet_bytes_sent: u64,
+    pub packets_received: u64,
+    pub packet_bytes_received: u64,
+    pub streams_sent: u64,
+    pub stream_bytes_sent: u64,
+    pub streams_received: u64,
+    pub stream_bytes_received: u64,
+    pub bad_packets: u64,
+    pub probes: u64,
+    pub probe_failures: u64,
+}
+
+pub struct Memberlist {
+    cfg: Config,
+    keyring: Option<Keyring>,
+    rng: Rng,
+    self_addr: SocketAddr,
+    nodes: Vec<Node>,
+    index: HashMap<String, usize>,
+    probe_index: usize,
+    seq: u32,
+    incarnation: u32,
+    awareness: u32,
+    suspicions: HashMap<String, Suspicion>,
+    probe: Option<Probe>,
+    relays: HashMap<u32, Relay>,
+    pending: HashMap<u64, Pending>,
+    next_token: u64,
+    queue: BroadcastQueue,
+    actions: Vec<Action>,
+    next_probe: u64,
+    next_gossip: u64,
+    next_push_pull: u64,
+    left: bool,
+    leave_token: Option<u64>,
+    leave_done: bool,
+    pub counters: Counters,
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.octets().to_vec(),
+            None => v6.octets().to_vec(),
+        },
+    }
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        16 => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(b);
+            let v6 = Ipv6Addr::from(o);
+            Some(match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn vsn_array(v: &[u8]) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (o, b) in out.iter_mut().zip(v.iter()) {
+        *o = *b;
+    }
+    out
+}
+
+/// memberlist's pushPullScale: slower push/pull above 32 nodes.
+fn push_pull_scale(interval: u64, n: usize) -> u64 {
+    const THRESHOLD: f64 = 32.0;
+    if (n as f64) <= THRESHOLD {
+        return interval;
+    }
+    let mult = ((n as f64).log2() - THRESHOLD.log2()).ceil() as u64 + 1;
+    interval * mult
+}
+
+impl Memberlist {
+    /// A node alone in its cluster, alive at incarnation 1. `seed` feeds the
+    /// machine's randomness (peer choice, timer stagger).
+    pub fn new(now: u64, cfg: Config, self_addr: SocketAddr, keyring: Option<Keyring>, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let stagger = |rng: &mut Rng, iv: u64| now + iv.max(1) / 2 + rng.next_u64() % iv.max(1);
+        let next_probe = stagger(&mut rng, cfg.probe_interval);
+        let next_gossip = stagger(&mut rng, cfg.gossip_interval);
+        let next_push_pull = stagger(&mut rng, cfg.push_pull_interval);
+        let mut m = Memberlist {
+            cfg,
+            keyring,
+            rng,
+            self_addr,
+            nodes: Vec::new(),
+            index: HashMap::new(),
+            probe_index: 0,
+            seq: 0,
+            incarnation: 0,
+            awareness: 0,
+            suspicions: HashMap::new(),
+            probe: None,
+            relays: HashMap::new(),
+            pending: HashMap::new(),
+            next_token: 1,
+            queue: BroadcastQueue::new(),
+            actions: Vec::new(),
+            next_probe,
+            next_gossip,
+            next_push_pull,
+            left: false,
+            leave_token: None,
+            leave_done: false,
+            counters: Counters::default(),
+        };
+        m.incarnation += 1;
+        let a = Alive {
+            incarnation: m.incarnation,
+            node: m.cfg.name.clone(),
+            addr: ip_bytes(self_addr.ip()),
+            port: self_addr.port(),
+            meta: m.cfg.meta.clone(),
+            vsn: m.cfg.vsn(),
+        };
+        m.alive_node(now, a, true, &mut super::delegate::NoDelegate);
+        m
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.self_addr
+    }
+
+    pub fn keyring_mut(&mut self) -> Option<&mut Keyring> {
+        self.keyring.as_mut()
+    }
+
+    /// Number of known nodes, dead ones not yet forgotten included (memberlist's
+    /// estNumNodes).
+    pub fn num_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Alive members other than this node.
+    pub fn num_alive_peers(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.name != self.cfg.name && n.state == node_state::ALIVE)
+            .count()
+    }
+
+    /// Every known node with its state.
+    pub fn members(&self) -> Vec<Member> {
+        self.nodes.iter().map(Node::member).collect()
+    }
+
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.index.get(name).map(|&i| self.nodes[i].member())
+    }
+
+    pub fn health_score(&self) -> u32 {
+        self.awareness
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn queue_peak(&self) -> usize {
+        self.queue.peak()
+    }
+
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// True once the leave broadcast went out enough times (or nobody was
+    /// there to tell).
+    pub fn leave_finished(&self) -> bool {
+        self.leave_done
+    }
+
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn scaled(&self, t: u64) -> u64 {
+        t * (self.awareness as u64 + 1)
+    }
+
+    fn apply_awareness(&mut self, delta: i64) {
+        let max = self.cfg.awareness_max_multiplier.saturating_sub(1) as i64;
+        self.awareness = (self.awareness as i64 + delta).clamp(0, max) as u32;
+    }
+
+    // ---- sending ------------------------------------------------------------
+
+    fn encrypt_overhead(&self) -> usize {
+        match (&self.keyring, self.cfg.encryption_version) {
+            (None, _) => 0,
+            (Some(_), 0) => 1 + 12 + 16 + 16,
+            (Some(_), _) => 1 + 12 + 16,
+        }
+    }
+
+    fn raw_send(&mut self, to: SocketAddr, pmax: Option<u8>, msg: Vec<u8>) {
+        let opts = PacketOpts { crc: pmax.is_some_and(|p| p >= 5), compress: self.cfg.enable_compression };
+        let mut data = wrap_packet(msg, opts);
+        if let Some(kr) = &self.keyring {
+            data = crypto::encrypt_packet(kr, self.cfg.encryption_version, &data);
+        }
+        self.counters.packets_sent += 1;
+        self.counters.packet_bytes_sent += data.len() as u64;
+        self.actions.push(Action::Packet { to, data });
+    }
+
+    fn get_broadcasts(&mut self, overhead: usize, limit: usize, d: &mut impl Delegate) -> Vec<Vec<u8>> {
+        let n = self.nodes.len();
+        let mut out = self.queue.get(overhead, limit, self.cfg.retransmit_mult, n);
+        let used: usize = out.iter().map(|m| m.len() + overhead).sum();
+        let avail = limit.saturating_sub(used);
+        if avail > overhead + USER_MSG_OVERHEAD {
+            for m in d.get_broadcasts(overhead + USER_MSG_OVERHEAD, avail) {
+                let mut framed = Vec::with_capacity(m.len() + 1);
+                framed.push(msg_type::USER);
+                framed.extend_from_slice(&m);
+                out.push(framed);
+            }
+        }
+        self.collect_finished();
+        out
+    }
+
+    fn collect_finished(&mut self) {
+        for t in self.queue.take_finished() {
+            if Some(t) == self.leave_token {
+                self.leave_done = true;
+            }
+        }
+    }
+
+    /// Sends `msg` with whatever broadcasts fit beside it.
+    fn send_msg(&mut self, to: SocketAddr, msg: Vec<u8>, d: &mut impl Delegate) {
+        let avail = self
+            .cfg
+            .udp_buffer_size
+            .saturating_sub(msg.len() + COMPOUND_HEADER_OVERHEAD + self.encrypt_overhead());
+        let extra = self.get_broadcasts(COMPOUND_OVERHEAD, avail, d);
+        if extra.is_empty() {
+            self.raw_send(to, None, msg);
+        } else {
+            let mut parts = Vec::with_capacity(extra.len() + 1);
+            parts.push(msg);
+            parts.extend(extra);
+            for c in compounds(&parts) {
+                self.raw_send(to, None, c);
+            }
+        }
+    }
+
+    fn encode_and_send(&mut self, to: SocketAddr, msg: &Message, d: &mut impl Delegate) {
+        let buf = encode_message(msg);
+        self.send_msg(to, buf, d);
+    }
+
+    fn broadcast(&mut self, node: &str, msg: &Message, notify: Option<u64>) {
+        self.queue.push(encode_message(msg), Some(node.as_bytes().to_vec()), notify);
+    }
+
+    fn stream(&mut self, to: SocketAddr, msg: &Message, token: Option<u64>) {
+        let mut data = encode_stream(msg, self.cfg.enable_compression);
+        if let Some(kr) = &self.keyring {
+            data = crypto::encrypt_stream(kr, self.cfg.encryption_version, &data);
+        }
+        self.counters.streams_sent += 1;
+        self.counters.stream_bytes_sent += data.len() as u64;
+        self.actions.push(Action::Stream { to, data, token });
+    }
+
+    /// Sends a user message to `to` over UDP (memberlist's SendBestEffort).
+    pub fn send_best_effort(&mut self, to: SocketAddr, msg: &[u8]) {
+        let pmax = self.nodes.iter().find(|n| n.addr == to).map(Node::pmax);
+        let mut buf = Vec::with_capacity(msg.len() + 1);
+        buf.push(msg_type::USER);
+        buf.extend_from_slice(msg);
+        self.raw_send(to, pmax, buf);
+    }
+
+    /// Sends a user message to `to` over TCP (memberlist's SendReliable).
+    pub fn send_reliable(&mut self, to: SocketAddr, msg: &[u8]) {
+        self.stream(to, &Message::User(msg.to_vec()), None);
+    }
+
+    /// Sends user messages to `to` over UDP, packed into as few compound
+    /// packets as fit the buffer size.
+    pub fn send_user_batch(&mut self, to: SocketAddr, msgs: Vec<Vec<u8>>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let pmax = self.nodes.iter().find(|n| n.addr == to).map(Node::pmax);
+        let framed: Vec<Vec<u8>> = msgs
+            .into_iter()
+            .map(|m| {
+                let mut b = Vec::with_capacity(m.len() + 1);
+                b.push(msg_type::USER);
+                b.extend_from_slice(&m);
+                b
+            })
+            .collect();
+        let budget = self.cfg.udp_buffer_size.saturating_sub(COMPOUND_HEADER_OVERHEAD + self.encrypt_overhead());
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut used = 0;
+        for f in framed {
+            if !batch.is_empty() && (used + f.len() + COMPOUND_OVERHEAD > budget || batch.len() == 255) {
+                let b = std::mem::take(&mut batch);
+                self.send_parts(to, pmax, b);
+                used = 0;
+            }
+            used += f.len() + COMPOUND_OVERHEAD;
+            batch.push(f);
+        }
+        self.send_parts(to, pmax, batch);
+    }
+
+    fn send_parts(&mut self, to: SocketAddr, pmax: Option<u8>, mut parts: Vec<Vec<u8>>) {
+        match parts.len() {
+            0 => {}
+            1 => {
+                let p = parts.pop().unwrap_or_default();
+                self.raw_send(to, pmax, p);
+            }
+            _ => self.raw_send(to, pmax, make_compound(&parts)),
+        }
+    }
+
+    // ---- node states ----------------------------------------------------------
+
+    fn notify_leave(&self, now: u64, idx: usize, d: &mut impl Delegate) {
+        d.notify_leave(now, &self.nodes[idx].member());
+    }
+
+    /// memberlist's aliveNode.
+    fn alive_node(&mut self, now: u64, a: Alive, bootstrap: bool, d: &mut impl Delegate) {
+        if self.left && a.node == self.cfg.name {
+            return;
+        }
+        if a.vsn.len() >= 3 {
+            let (pmin, pmax) = (a.vsn[0], a.vsn[1]);
+            if pmin == 0 || pmax == 0 || pmin > pmax {
+                return;
+            }
+        }
+        let Some(ip) = ip_from_bytes(&a.addr) else { return };
+        let addr = SocketAddr::new(ip, a.port);
+        let mut updates_node = false;
+        let idx = match self.index.get(&a.node) {
+            Some(&i) => {
+                let st = &self.nodes[i];
+                if st.addr != addr {
+                    let can_reclaim = self.cfg.dead_node_reclaim_time > 0
+                        && now.saturating_sub(st.state_change) > self.cfg.dead_node_reclaim_time;
+                    if st.state == node_state::LEFT || (st.state == node_state::DEAD && can_reclaim) {
+                        updates_node = true;
+                    } else {
+                        return; // conflicting address
+                    }
+                }
+                i
+            }
+            None => {
+                let node = Node {
+                    name: a.node.clone(),
+                    addr,
+                    meta: a.meta.clone(),
+                    incarnation: 0,
+                    state: node_state::DEAD,
+                    state_change: now,
+                    vsn: vsn_array(&a.vsn),
+                };
+                // Insert at a random place so that probe orders differ per node.
+                let n = self.nodes.len();
+                let off = self.rng.below(n + 1);
+                self.nodes.push(node);
+                self.nodes.swap(off, n);
+                self.index.insert(self.nodes[n].name.clone(), n);
+                self.index.insert(self.nodes[off].name.clone(), off);
+                off
+            }
+        };
+        let is_local = a.node == self.cfg.name;
+        let st_inc = self.nodes[idx].incarnation;
+        if a.incarnation <= st_inc && !is_local && !updates_node {
+            return;
+        }
+        if a.incarnation < st_inc && is_local {
+            return;
+        }
+        self.suspicions.remove(&a.node);
+        let old_state = self.nodes[idx].state;
+        let old_meta = self.nodes[idx].meta.clone();
+        if !bootstrap && is_local {
+            let me = &self.nodes[idx];
+            if a.incarnation == me.incarnation && a.meta == me.meta && vsn_array(&a.vsn) == me.vsn {
+                return;
+            }
+            self.refute(idx, a.incarnation);
+        } else {
+            let msg = Message::Alive(a.clone());
+            self.broadcast(&a.node, &msg, None);
+            let st = &mut self.nodes[idx];
+            if !a.vsn.is_empty() {
+                st.vsn = vsn_array(&a.vsn);
+            }
+            st.incarnation = a.incarnation;
+            st.meta = a.meta;
+            st.addr = addr;
+            if st.state != node_state::ALIVE {
+                st.state = node_state::ALIVE;
+                st.state_change = now;
+            }
+        }
+        let st = &self.nodes[idx];
+        if old_state == node_state::DEAD || old_state == node_state::LEFT {
+            d.notify_join(now, &st.member());
+        } else if old_meta != st.meta {
+            d.notify_update(now, &st.member());
+        }
+    }
+
+    fn refute(&mut self, idx: usize, accused: u32) {
+        let mut inc = self.incarnation.wrapping_add(1);
+        if accused >= inc {
+            inc = accused.wrapping_add(1);
+        }
+        self.incarnation = inc;
+        self.nodes[idx].incarnation = inc;
+        self.apply_awareness(1);
+        let me = &self.nodes[idx];
+        let a = Alive {
+            incarnation: inc,
+            node: me.name.clone(),
+            addr: ip_bytes(me.addr.ip()),
+            port: me.addr.port(),
+            meta: me.meta.clone(),
+            vsn: me.vsn.to_vec(),
+        };
+        let name = me.name.clone();
+        self.broadcast(&name, &Message::Alive(a), None);
+    }
+
+    /// memberlist's suspectNode.
+    fn suspect_node(&mut self, now: u64, s: Suspect) {
+        let Some(&idx) = self.index.get(&s.node) else { return };
+        if s.incarnation < self.nodes[idx].incarnation {
+            return;
+        }
+        if let Some(t) = self.suspicions.get_mut(&s.node) {
+            if t.confirm(now, &s.from) {
+                let node = s.node.clone();
+                self.broadcast(&node, &Message::Suspect(s), None);
+            }
+            return;
+        }
+        if self.nodes[idx].state != node_state::ALIVE {
+            return;
+        }
+        if s.node == self.cfg.name {
+            self.refute(idx, s.incarnation);
+            return;
+        }
+        let node = s.node.clone();
+        let from = s.from.clone();
+        let inc = s.incarnation;
+        self.broadcast(&node, &Message::Suspect(s), None);
+        let st = &mut self.nodes[idx];
+        st.incarnation = inc;
+        st.state = node_state::SUSPECT;
+        st.state_change = now;
+        let n = self.nodes.len();
+        let mut k = self.cfg.suspicion_mult.saturating_sub(2);
+        if (n as i64) - 2 < k as i64 {
+            k = 0;
+        }
+        let min = suspicion_timeout(self.cfg.suspicion_mult, n, self.cfg.probe_interval);
+        let max = self.cfg.suspicion_max_timeout_mult as u64 * min;
+        self.suspicions.insert(node, Suspicion::new(now, &from, k, min, max));
+    }
+
+    /// memberlist's deadNode.
+    fn dead_node(&mut self, now: u64, dm: Dead, d: &mut impl Delegate) {
+        let Some(&idx) = self.index.get(&dm.node) else { return };
+        if dm.incarnation < self.nodes[idx].incarnation {
+            return;
+        }
+        self.suspicions.remove(&dm.node);
+        if self.nodes[idx].dead_or_left() {
+            return;
+        }
+        let node = dm.node.clone();
+        if dm.node == self.cfg.name {
+            if !self.left {
+                self.refute(idx, dm.incarnation);
+                return;
+            }
+            let t = self.token();
+            self.leave_token = Some(t);
+            self.broadcast(&node, &Message::Dead(dm.clone()), Some(t));
+        } else {
+            self.broadcast(&node, &Message::Dead(dm.clone()), None);
+        }
+        let st = &mut self.nodes[idx];
+        st.incarnation = dm.incarnation;
+        st.state = if dm.node == dm.from { node_state::LEFT } else { node_state::DEAD };
+        st.state_change = now;
+        self.notify_leave(now, idx, d);
+    }
+
+    fn merge_state(&mut self, now: u64, nodes: Vec<PushNodeState>, d: &mut impl Delegate) {
+        for r in nodes {
+            match r.state {
+                node_state::ALIVE => {
+                    let a = Alive {
+                        incarnation: r.incarnation,
+                        node: r.name,
+                        addr: r.addr,
+                        port: r.port,
+                        meta: r.meta,
+                        vsn: r.vsn,
+                    };
+                    self.alive_node(now, a, false, d);
+                }
+                node_state::LEFT => {
+                    let dm = Dead { incarnation: r.incarnation, node: r.name.clone(), from: r.name };
+                    self.dead_node(now, dm, d);
+                }
+                // A node the peer thinks dead is only suspected here.
+                _ => {
+                    let s = Suspect { incarnation: r.incarnation, node: r.name, from: self.cfg.name.clone() };
+                    self.suspect_node(now, s);
+                }
+            }
+        }
+    }
+
+    // ---- input: packets -----------------------------------------------------
+
+    /// A UDP datagram from `from`.
+    pub fn handle_packet(&mut self, now: u64, from: SocketAddr, data: &[u8], d: &mut impl Delegate) {
+        self.counters.packets_received += 1;
+        self.counters.packet_bytes_received += data.len() as u64;
+        let plain;
+        let buf = match &self.keyring {
+            Some(kr) => match crypto::decrypt_packet(kr, data) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                Err(_) => {
+                    self.counters.bad_packets += 1;
+                    return;
+                }
+            },
+            None => data,
+        };
+        match decode_packet(buf) {
+            Ok((msgs, bad)) => {
+                self.counters.bad_packets += bad as u64;
+                for m in msgs {
+                    self.handle_message(now, from, m, d);
+                }
+            }
+            Err(_) => self.counters.bad_packets += 1,
+        }
+        self.collect_finished();
+    }
+
+    fn handle_message(&mut self, now: u64, from: SocketAddr, msg: Message, d: &mut impl Delegate) {
+        match msg {
+            Message::Ping(p) => self.handle_ping(from, p, d),
+            Message::IndirectPing(ind) => self.handle_indirect_ping(now, from, ind, d),
+            Message::Ack(a) => self.handle_ack(a.seq_no, d),
+            Message::Nack(n) => {
+                if let Some(p) = &mut self.probe {
+                    if p.seq == n.seq_no {
+                        p.nacks += 1;
+                    }
+                }
+            }
+            Message::Suspect(s) => self.suspect_node(now, s),
+            Message::Alive(a) => self.alive_node(now, a, false, d),
+            Message::Dead(dm) => self.dead_node(now, dm, d),
+            Message::User(b) => d.notify_msg(now, &b),
+            Message::PushPull(_) | Message::Err(_) => {}
+        }
+    }
+
+    fn reply_addr(from: SocketAddr, addr: &[u8], port: u16) -> SocketAddr {
+        match ip_from_bytes(addr) {
+            Some(ip) if port != 0 => SocketAddr::new(ip, port),
+            _ => from,
+        }
+    }
+
+    fn handle_ping(&mut self, from: SocketAddr, p: Ping, d: &mut impl Delegate) {
+        if !p.node.is_empty() && p.node != self.cfg.name {
+            return;
+        }
+        let to = Self::reply_addr(from, &p.source_addr, p.source_port);
+        let ack = Message::Ack(Ack { seq_no: p.seq_no, payload: Vec::new() });
+        self.encode_and_send(to, &ack, d);
+    }
+
+    fn handle_indirect_ping(&mut self, now: u64, from: SocketAddr, ind: IndirectPing, d: &mut impl Delegate) {
+        let Some(ip) = ip_from_bytes(&ind.target) else { return };
+        let target = SocketAddr::new(ip, ind.port);
+        let local = self.next_seq();
+        let requester = Self::reply_addr(from, &ind.source_addr, ind.source_port);
+        self.relays.insert(
+            local,
+            Relay { requester, seq: ind.seq_no, nack: ind.nack, deadline: now + self.cfg.probe_timeout },
+        );
+        let ping = Message::Ping(Ping {
+            seq_no: local,
+            node: ind.node,
+            source_addr: ip_bytes(self.self_addr.ip()),
+            source_port: self.self_addr.port(),
+            source_node: self.cfg.name.clone(),
+        });
+        self.encode_and_send(target, &ping, d);
+    }
+
+    fn handle_ack(&mut self, seq: u32, d: &mut impl Delegate) {
+        if let Some(p) = &self.probe {
+            if p.seq == seq {
+                // An ack before the probe timeout means we are healthy.
+                if !p.indirect_sent {
+                    self.apply_awareness(-1);
+                }
+                self.probe = None;
+                return;
+            }
+        }
+        if let Some(r) = self.relays.remove(&seq) {
+            let ack = Message::Ack(Ack { seq_no: r.seq, payload: Vec::new() });
+            self.encode_and_send(r.requester, &ack, d);
+        }
+    }
+
+    // ---- input: streams -------------------------------------------------------
+
+    /// How many bytes at the start of `buf` make one stream message: `Ok(None)`
+    /// while more are needed. The transport frames TCP reads with this.
+    pub fn stream_frame_len(&self, buf: &[u8]) -> Result<Option<usize>, SwimError> {
+        match &self.keyring {
+            Some(kr) => Ok(crypto::decrypt_stream(kr, buf)?.map(|(_, n)| n)),
+            None => Ok(decode_stream(buf)?.map(|(_, n)| n)),
+        }
+    }
+
+    fn open_stream(&self, data: &[u8]) -> Result<Message, SwimError> {
+        let plain;
+        let buf = match &self.keyring {
+            Some(kr) => match crypto::decrypt_stream(kr, data)? {
+                Some((p, _)) => {
+                    plain = p;
+                    &plain[..]
+                }
+                None => return Err(WireError::Truncated.into()),
+            },
+            None => data,
+        };
+        match decode_stream(buf)? {
+            Some((m, _)) => Ok(m),
+            None => Err(WireError::Truncated.into()),
+        }
+    }
+
+    fn local_push_pull(&mut self, join: bool, d: &mut impl Delegate) -> Message {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| PushNodeState {
+                name: n.name.clone(),
+                addr: ip_bytes(n.addr.ip()),
+                port: n.addr.port(),
+                meta: n.meta.clone(),
+                incarnation: n.incarnation,
+                state: n.state,
+                vsn: n.vsn.to_vec(),
+            })
+            .collect();
+        Message::PushPull(PushPull { join, nodes, user_state: d.local_state(join) })
+    }
+
+    fn encode_stream_bytes(&mut self, msg: &Message) -> Vec<u8> {
+        let mut data = encode_stream(msg, self.cfg.enable_compression);
+        if let Some(kr) = &self.keyring {
+            data = crypto::encrypt_stream(kr, self.cfg.encryption_version, &data);
+        }
+        self.counters.streams_sent += 1;
+        self.counters.stream_bytes_sent += data.len() as u64;
+        data
+    }
+
+    /// One framed stream message received on an accepted TCP connection;
+    /// returns the bytes to write back, if any.
+    pub fn handle_stream(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        data: &[u8],
+        d: &mut impl Delegate,
+    ) -> Result<Option<Vec<u8>>, SwimError> {
+        self.counters.streams_received += 1;
+        self.counters.stream_bytes_received += data.len() as u64;
+        let msg = self.open_stream(data)?;
+        let _ = from;
+        let reply = match msg {
+            Message::PushPull(pp) => {
+                if pp.nodes.len() > MAX_PUSH_NODES {
+                    return Err(SwimError::Unexpected("push/pull with too many nodes".into()));
+                }
+                let local = self.local_push_pull(pp.join, d);
+                let out = self.encode_stream_bytes(&local);
+                self.merge_state(now, pp.nodes, d);
+                d.merge_remote_state(now, &pp.user_state, pp.join);
+                Some(out)
+            }
+            Message::Ping(p) => {
+                if !p.node.is_empty() && p.node != self.cfg.name {
+                    None
+                } else {
+                    let ack = Message::Ack(Ack { seq_no: p.seq_no, payload: Vec::new() });
+                    Some(self.encode_stream_bytes(&ack))
+                }
+            }
+            Message::User(b) => {
+                d.notify_msg(now, &b);
+                None
+            }
+            other => return Err(SwimError::Unexpected(format!("{other:?} on a stream"))),
+        };
+        self.collect_finished();
+        Ok(reply)
+    }
+
+    /// The reply to a stream we opened (`None`: the connection failed or timed
+    /// out). Returns true when it completed a push/pull.
+    pub fn handle_stream_reply(
+        &mut self,
+        now: u64,
+        token: u64,
+        data: Option<&[u8]>,
+        d: &mut impl Delegate,
+    ) -> Result<bool, SwimError> {
+        let Some(kind) = self.pending.remove(&token) else {
+            return Err(SwimError::UnknownToken(token));
+        };
+        let Some(data) = data else { return Ok(false) };
+        self.counters.stream_bytes_received += data.len() as u64;
+        let msg = self.open_stream(data)?;
+        match (kind, msg) {
+            (Pending::PushPull, Message::PushPull(pp)) => {
+                if pp.nodes.len() > MAX_PUSH_NODES {
+                    return Err(SwimError::Unexpected("push/pull with too many nodes".into()));
+                }
+                self.merge_state(now, pp.nodes, d);
+                d.merge_remote_state(now, &pp.user_state, pp.join);
+                self.collect_finished();
+                Ok(true)
+            }
+            (Pending::TcpPing { seq }, Message::Ack(a)) => {
+                if let Some(p) = &mut self.probe {
+                    if p.seq == seq && a.seq_no == seq {
+                        p.tcp_contact = true;
+                    }
+                }
+                Ok(false)
+            }
+            (_, other) => Err(SwimError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    // ---- API ------------------------------------------------------------------
+
+    /// Starts a push/pull join with each address; returns one token per
+    /// address (see `handle_stream_reply`).
+    pub fn join(&mut self, now: u64, addrs: &[SocketAddr], d: &mut impl Delegate) -> Vec<u64> {
+        let _ = now;
+        let mut tokens = Vec::with_capacity(addrs.len());
+        for &a in addrs {
+            let t = self.token();
+            self.pending.insert(t, Pending::PushPull);
+            let msg = self.local_push_pull(true, d);
+            self.stream(a, &msg, Some(t));
+            tokens.push(t);
+        }
+        tokens
+    }
+
+    /// Graceful leave: broadcasts our own death. `leave_finished` turns true
+    /// once it went out (at once when nobody else is alive).
+    pub fn leave(&mut self, now: u64, d: &mut impl Delegate) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        let Some(&idx) = self.index.get(&self.cfg.name) else { return };
+        let inc = self.nodes[idx].incarnation;
+        let name = self.cfg.name.clone();
+        self.dead_node(now, Dead { incarnation: inc, node: name.clone(), from: name }, d);
+        let any_alive = self.nodes.iter().any(|n| !n.dead_or_left() && n.name != self.cfg.name);
+        if !any_alive {
+            self.leave_done = true;
+        }
+    }
+
+    /// Queues a memberlist broadcast about a user-chosen key (tests and tools).
+    pub fn queue_user_broadcast(&mut self, msg: Vec<u8>) {
+        let mut b = Vec::with_capacity(msg.len() + 1);
+        b.push(msg_type::USER);
+        b.extend_from_slice(&msg);
+        self.queue.push(b, None, None);
+    }
+
+    // ---- timers ---------------------------------------------------------------
+
+    /// The earliest time `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> u64 {
+        let mut t = self.next_probe.min(self.next_gossip).min(self.next_push_pull);
+        if let Some(p) = &self.probe {
+            t = t.min(if p.indirect_sent { p.deadline } else { p.timeout_at });
+        }
+        for r in self.relays.values() {
+            t = t.min(r.deadline);
+        }
+        for s in self.suspicions.values() {
+            t = t.min(s.deadline);
+        }
+        t
+    }
+
+    pub fn handle_timeout(&mut self, now: u64, d: &mut impl Delegate) {
+        if self.left && self.leave_done {
+            // After a finished leave only the queue drains; nothing else runs.
+        }
+        self.expire_relays(now, d);
+        self.advance_probe(now, d);
+        self.expire_suspicions(now, d);
+        if now >= self.next_probe {
+            while self.next_probe <= now {
+                self.next_probe += self.cfg.probe_interval;
+            }
+            if self.probe.is_none() && !self.left {
+                self.start_probe(now, d);
+            }
+        }
+        if now >= self.next_gossip {
+            while self.next_gossip <= now {
+                self.next_gossip += self.cfg.gossip_interval;
+            }
+            self.gossip(now, d);
+        }
+        if now >= self.next_push_pull {
+            let iv = push_pull_scale(self.cfg.push_pull_interval, self.nodes.len());
+            while self.next_push_pull <= now {
+                self.next_push_pull += iv;
+            }
+            if !self.left {
+                self.push_pull(d);
+            }
+        }
+        self.collect_finished();
+    }
+
+    fn expire_relays(&mut self, now: u64, d: &mut impl Delegate) {
+        let due: Vec<u32> = self.relays.iter().filter(|(_, r)| r.deadline <= now).map(|(&s, _)| s).collect();
+        for s in due {
+            if let Some(r) = self.relays.remove(&s) {
+                if r.nack {
+                    self.encode_and_send(r.requester, &Message::Nack(Nack { seq_no: r.seq }), d);
+                }
+            }
+        }
+    }
+
+    fn expire_suspicions(&mut self, now: u64, d: &mut impl Delegate) {
+        let due: Vec<String> =
+            self.suspicions.iter().filter(|(_, s)| s.deadline <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            self.suspicions.remove(&name);
+            let Some(&idx) = self.index.get(&name) else { continue };
+            if self.nodes[idx].state != node_state::SUSPECT {
+                continue;
+            }
+            let dm = Dead { incarnation: self.nodes[idx].incarnation, node: name, from: self.cfg.name.clone() };
+            self.dead_node(now, dm, d);
+        }
+    }
+
+    fn random_nodes(&mut self, k: usize, exclude: impl Fn(&Node) -> bool) -> Vec<usize> {
+        let n = self.nodes.len();
+        let mut out: Vec<usize> = Vec::with_capacity(k);
+        let mut i = 0;
+        while i < 3 * n && out.len() < k {
+            i += 1;
+            let idx = self.rng.below(n);
+            if exclude(&self.nodes[idx]) || out.contains(&idx) {
+                continue;
+            }
+            out.push(idx);
+        }
+        out
+    }
+
+    fn reset_nodes(&mut self, now: u64) {
+        let gttd = self.cfg.gossip_to_the_dead_time;
+        let before = self.nodes.len();
+        self.nodes.retain(|n| !(n.dead_or_left() && now.saturating_sub(n.state_change) > gttd));
+        if self.nodes.len() != before {
+            let names: std::collections::HashSet<&String> = self.nodes.iter().map(|n| &n.name).collect();
+            self.suspicions.retain(|k, _| names.contains(k));
+        }
+        let mut nodes = std::mem::take(&mut self.nodes);
+        self.rng.shuffle(&mut nodes);
+        self.nodes = nodes;
+        self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+    }
+
+    fn start_probe(&mut self, now: u64, d: &mut impl Delegate) {
+        let mut checked = 0;
+        let idx = loop {
+            if checked >= self.nodes.len() {
+                return;
+            }
+            if self.probe_index >= self.nodes.len() {
+                self.reset_nodes(now);
+                self.probe_index = 0;
+                checked += 1;
+                continue;
+            }
+            let i = self.probe_index;
+            self.probe_index += 1;
+            let n = &self.nodes[i];
+            if n.name == self.cfg.name || n.dead_or_left() {
+                checked += 1;
+                continue;
+            }
+            break i;
+        };
+        self.counters.probes += 1;
+        let seq = self.next_seq();
+        let target = self.nodes[idx].clone();
+        let ping = Message::Ping(Ping {
+            seq_no: seq,
+            node: target.name.clone(),
+            source_addr: ip_bytes(self.self_addr.ip()),
+            source_port: self.self_addr.port(),
+            source_node: self.cfg.name.clone(),
+        });
+        if target.state == node_state::ALIVE {
+            self.encode_and_send(target.addr, &ping, d);
+        } else {
+            let s = Message::Suspect(Suspect {
+                incarnation: target.incarnation,
+                node: target.name.clone(),
+                from: self.cfg.name.clone(),
+            });
+            let c = make_compound(&[encode_message(&ping), encode_message(&s)]);
+            self.raw_send(target.addr, None, c);
+        }
+        let interval = self.scaled(self.cfg.probe_interval);
+        self.probe = Some(Probe {
+            seq,
+            target: target.name,
+            incarnation: target.incarnation,
+            timeout_at: now + self.cfg.probe_timeout,
+            deadline: now + interval,
+            indirect_sent: false,
+            expected_nacks: 0,
+            nacks: 0,
+            tcp_contact: false,
+        });
+    }
+
+    fn advance_probe(&mut self, now: u64, d: &mut impl Delegate) {
+        let Some(p) = self.probe.clone() else { return };
+        if !p.indirect_sent && now >= p.timeout_at {
+            let Some(&tidx) = self.index.get(&p.target) else {
+                self.probe = None;
+                return;
+            };
+            let target = self.nodes[tidx].clone();
+            let me = self.cfg.name.clone();
+            let peers = self.random_nodes(self.cfg.indirect_checks, |n| {
+                n.name == me || n.name == target.name || n.state != node_state::ALIVE
+            });
+            let mut expected = 0;
+            for pi in peers {
+                let peer = self.nodes[pi].clone();
+                let nack = peer.pmax() >= 4;
+                if nack {
+                    expected += 1;
+                }
+                let ind = Message::IndirectPing(IndirectPing {
+                    seq_no: p.seq,
+                    target: ip_bytes(target.addr.ip()),
+                    port: target.addr.port(),
+                    node: target.name.clone(),
+                    nack,
+                    source_addr: ip_bytes(self.self_addr.ip()),
+                    source_port: self.self_addr.port(),
+                    source_node: me.clone(),
+                });
+                self.encode_and_send(peer.addr, &ind, d);
+            }
+            if !self.cfg.disable_tcp_pings && target.pmax() >= 3 {
+                let t = self.token();
+                self.pending.insert(t, Pending::TcpPing { seq: p.seq });
+                let ping = Message::Ping(Ping {
+                    seq_no: p.seq,
+                    node: target.name.clone(),
+                    source_addr: ip_bytes(self.self_addr.ip()),
+                    source_port: self.self_addr.port(),
+                    source_node: me,
+                });
+                self.stream(target.addr, &ping, Some(t));
+            }
+            if let Some(pr) = &mut self.probe {
+                pr.indirect_sent = true;
+                pr.expected_nacks = expected;
+            }
+            return;
+        }
+        if p.indirect_sent && now >= p.deadline {
+            self.probe = None;
+            if p.tcp_contact {
+                return;
+            }
+            self.counters.probe_failures += 1;
+            let delta = if p.expected_nacks > 0 {
+                p.expected_nacks.saturating_sub(p.nacks) as i64
+            } else {
+                1
+            };
+            self.apply_awareness(delta);
+            let s = Suspect { incarnation: p.incarnation, node: p.target, from: self.cfg.name.clone() };
+            self.suspect_node(now, s);
+        }
+    }
+
+    fn gossip(&mut self, now: u64, d: &mut impl Delegate) {
+        let me = self.cfg.name.clone();
+        let gttd = self.cfg.gossip_to_the_dead_time;
+        let targets = self.random_nodes(self.cfg.gossip_nodes, |n| {
+            if n.name == me {
+                return true;
+            }
+            match n.state {
+                node_state::ALIVE | node_state::SUSPECT => false,
+                node_state::DEAD => now.saturating_sub(n.state_change) > gttd,
+                _ => true,
+            }
+        });
+        let avail = self.cfg.udp_buffer_size.saturating_sub(COMPOUND_HEADER_OVERHEAD + self.encrypt_overhead());
+        for ti in targets {
+            let msgs = self.get_broadcasts(COMPOUND_OVERHEAD, avail, d);
+            if msgs.is_empty() {
+                return;
+            }
+            let (addr, pmax) = (self.nodes[ti].addr, self.nodes[ti].pmax());
+            self.send_parts(addr, Some(pmax), msgs);
+        }
+    }
+
+    fn push_pull(&mut self, d: &mut impl Delegate) {
+        let me = self.cfg.name.clone();
+        let pick = self.random_nodes(1, |n| n.name == me || n.state != node_state::ALIVE);
+        if let Some(&i) = pick.first() {
+            let addr = self.nodes[i].addr;
+            let t = self.token();
+            self.pending.insert(t, Pending::PushPull);
+            let msg = self.local_push_pull(false, d);
+            self.stream(addr, &msg, Some(t));
+        }
+    }
+}
+
+/// Splits parts into compound packets of at most 255 parts each.
+fn compounds(parts: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    parts.chunks(255).map(make_compound).collect()
+}

@@ -1,0 +1,204 @@
+//! The transmit-limited broadcast queue: each message is piggybacked up to
+//! `mult × ceil(log10(n + 1))` times, fresher (fewer transmits) and larger
+//! messages first; a new message with the same key replaces the old one.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+/// memberlist's retransmitLimit.
+pub fn retransmit_limit(mult: u32, n: usize) -> u32 {
+    let scale = ((n as f64) + 1.0).log10().ceil() as u32;
+    mult * scale.max(1)
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    transmits: u32,
+    msg: Vec<u8>,
+    key: Option<Vec<u8>>,
+    notify: Option<u64>,
+}
+
+type Order = (u32, Reverse<usize>, Reverse<u64>);
+
+#[derive(Debug, Clone, Default)]
+pub struct BroadcastQueue {
+    order: BTreeSet<Order>,
+    items: HashMap<u64, Item>,
+    by_key: HashMap<Vec<u8>, u64>,
+    next_id: u64,
+    /// Tokens of broadcasts that finished (sent enough times, or replaced).
+    finished: Vec<u64>,
+    peak: usize,
+}
+
+impl BroadcastQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Highest length seen since the queue was made.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// Queues `msg`. With a `key`, an earlier message under the same key is
+    /// dropped (it is stale). `notify` is reported by `take_finished` once
+    /// the message is done.
+    pub fn push(&mut self, msg: Vec<u8>, key: Option<Vec<u8>>, notify: Option<u64>) {
+        if let Some(k) = &key {
+            if let Some(old) = self.by_key.remove(k) {
+                self.remove(old, true);
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Some(k) = &key {
+            self.by_key.insert(k.clone(), id);
+        }
+        self.order.insert((0, Reverse(msg.len()), Reverse(id)));
+        self.items.insert(id, Item { transmits: 0, msg, key, notify });
+        self.peak = self.peak.max(self.items.len());
+    }
+
+    fn remove(&mut self, id: u64, finished: bool) -> Option<Item> {
+        let item = self.items.remove(&id)?;
+        self.order.remove(&(item.transmits, Reverse(item.msg.len()), Reverse(id)));
+        if let Some(k) = &item.key {
+            if self.by_key.get(k) == Some(&id) {
+                self.by_key.remove(k);
+            }
+        }
+        if finished {
+            if let Some(t) = item.notify {
+                self.finished.push(t);
+            }
+        }
+        Some(item)
+    }
+
+    /// Messages to piggyback, at most `limit` bytes counting `overhead` per
+    /// message, for a cluster of `n` nodes.
+    pub fn get(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Vec<u8>> {
+        if self.items.is_empty() {
+            return Vec::new();
+        }
+        let limit_tx = retransmit_limit(mult, n);
+        let mut used = 0usize;
+        let mut out = Vec::new();
+        let mut reinsert: Vec<(u64, Item)> = Vec::new();
+        let mut tier = match self.order.iter().next() {
+            Some(o) => o.0,
+            None => return out,
+        };
+        let max_tier = self.order.iter().next_back().map_or(tier, |o| o.0);
+        while tier <= max_tier {
+            if used + overhead >= limit {
+                break;
+            }
+            let free = limit - used - overhead;
+            let lo = (tier, Reverse(free), Reverse(u64::MAX));
+            let hi = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX));
+            let found = self.order.range(lo..hi).next().copied();
+            let Some((_, _, Reverse(id))) = found else {
+                tier += 1;
+                continue;
+            };
+            let Some(mut item) = self.remove(id, false) else {
+                tier += 1;
+                continue;
+            };
+            used += overhead + item.msg.len();
+            out.push(item.msg.clone());
+            if item.transmits + 1 >= limit_tx {
+                if let Some(t) = item.notify {
+                    self.finished.push(t);
+                }
+            } else {
+                item.transmits += 1;
+                reinsert.push((id, item));
+            }
+        }
+        for (id, item) in reinsert {
+            if let Some(k) = &item.key {
+                if self.by_key.contains_key(k) {
+                    // Replaced meanwhile (cannot happen within one call).
+                    continue;
+                }
+                self.by_key.insert(k.clone(), id);
+            }
+            self.order.insert((item.transmits, Reverse(item.msg.len()), Reverse(id)));
+            self.items.insert(id, item);
+        }
+        out
+    }
+
+    /// Drops everything (a leave or shutdown); pending notifications fire.
+    pub fn clear(&mut self) {
+        let ids: Vec<u64> = self.items.keys().copied().collect();
+        for id in ids {
+            self.remove(id, true);
+        }
+    }
+
+    pub fn take_finished(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_grows_with_log10() {
+        assert_eq!(retransmit_limit(4, 1), 4);
+        assert_eq!(retransmit_limit(4, 9), 4);
+        assert_eq!(retransmit_limit(4, 10), 8);
+        assert_eq!(retransmit_limit(4, 100), 12);
+    }
+
+    #[test]
+    fn each_message_sent_limit_times_then_finished() {
+        let mut q = BroadcastQueue::new();
+        q.push(b"abc".to_vec(), None, Some(7));
+        for _ in 0..4 {
+            assert_eq!(q.get(2, 100, 4, 3), vec![b"abc".to_vec()]);
+        }
+        assert!(q.is_empty());
+        assert_eq!(q.take_finished(), vec![7]);
+        assert!(q.get(2, 100, 4, 3).is_empty());
+    }
+
+    #[test]
+    fn fresher_then_larger_first_and_fits_limit() {
+        let mut q = BroadcastQueue::new();
+        q.push(vec![1; 10], None, None);
+        q.get(0, 100, 4, 3); // now transmits 1
+        q.push(vec![2; 5], None, None);
+        q.push(vec![3; 8], None, None);
+        let got = q.get(2, 100, 4, 3);
+        assert_eq!(got, vec![vec![3; 8], vec![2; 5], vec![1; 10]]);
+        // Only 12 bytes: the 8-byte message (fresh tier) fits, nothing else.
+        let got = q.get(2, 12, 4, 3);
+        assert_eq!(got, vec![vec![3; 8]]);
+    }
+
+    #[test]
+    fn same_key_replaces() {
+        let mut q = BroadcastQueue::new();
+        q.push(b"old".to_vec(), Some(b"n1".to_vec()), Some(1));
+        q.push(b"new".to_vec(), Some(b"n1".to_vec()), Some(2));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.take_finished(), vec![1]);
+        assert_eq!(q.get(0, 100, 1, 1), vec![b"new".to_vec()]);
+    }
+}
