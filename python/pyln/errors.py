@@ -155,3 +155,9 @@ class NotJoined(Forbidden):
 
 class StateDirInUse(Forbidden):
     """Another live controller holds the state directory."""
+
+
+# wire codecs
+class WireDecodeError(BadRequest, ValueError):
+    """Bytes that are not a valid message of the wire format (truncated, malformed,
+    of an unknown type, or a string field that is not UTF-8)."""

@@ -7,3 +7,5 @@ pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_networkdb;

@@ -2,3 +2,4 @@
 //! messages. Plain Rust, no I/O; decoders return errors, never panic.
 
 pub mod memberlist;
+pub mod networkdb;
