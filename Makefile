@@ -31,7 +31,7 @@ lint: $(VENV)/.built
 
 bench: $(VENV)/.built
 	$(PY) -m pytest benches -q -p no:cacheprovider --benchmark-only --benchmark-columns=median,min,max,rounds
-	cargo bench --workspace --bench bitseq
+	cargo bench --workspace --bench bitseq --bench networkdb_wire
 
 debs:
 	@missing=""; for p in $(DEB_PACKAGES); do \

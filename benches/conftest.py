@@ -1,4 +1,4 @@
-"""Prints a table after the IPAM benchmarks: each median beside its baseline
+"""Prints a table after the benchmarks: each median beside its baseline
 (measured in the same run where one exists, else Go libnetwork's figure from the
 issue) and their ratio. Run with `make bench` (PYLN_BENCH_BIG=1 adds the /8 fill)."""
 
@@ -19,10 +19,17 @@ TARGETS: dict[str, tuple[str, float]] = {
     "fill_16_durable": ("abs", 2.0),
     "fill_8_durable": ("abs", 600.0),
     "fill_16_memory": ("ratio", 2.0),
+    # "per_op": microseconds per message (extra_info["per_op_us"])
+    "ndb_encode_batch": ("per_op", 0.3),
+    "ndb_decode_batch": ("per_op", 0.4),
+    "ndb_decode_batch_distinct_names": ("per_op", 0.4),
 }
 SAME_RUN_BASELINE = {
     "fill_16_memory": "build_16_interfaces",
     "fragmented_alloc_journal": "fragmented_alloc_rewrite",
+    "ndb_encode_batch": "ndb_encode_batch_pure_python",
+    "ndb_decode_batch": "ndb_decode_batch_pure_python",
+    "ndb_decode_batch_distinct_names": "ndb_decode_batch_pure_python",
 }
 
 
@@ -55,6 +62,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             kind, bound = TARGETS[name]
             if kind == "abs":
                 target, met = f"<= {bound:g} s", "yes" if med <= bound else "NO"
+            elif kind == "per_op":
+                per_op = extra.get("per_op_us", float("nan"))
+                target, met = f"<= {bound:g} us/op", "yes" if per_op <= bound else "NO"
             else:
                 target, met = f"<= {bound:g}x baseline", "yes" if ratio <= bound else "NO"
         per = f" ({extra['per_op_us']:.2f} us/op)" if "per_op_us" in extra else ""

@@ -1,6 +1,7 @@
-"""Type stubs for the Rust extension (rust/src/py.rs)."""
+"""Type stubs for the Rust extension (rust/src/py.rs, rust/src/py_networkdb.rs)."""
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeAlias
 
 class Bitseq:
     """A run-length encoded bitmask of 1..=2^64 bits, libnetwork's bitseq."""
@@ -86,3 +87,62 @@ class MemberlistMachine:
     def take_events(self) -> list[tuple[str, str, str, int, int]]: ...
     def health_score(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
+
+# networkdb wire codec (rust/src/py_networkdb.rs). A message is a tuple: its
+# GossipMessage type first, then its fields in .proto field-number order.
+# Message types: NETWORK_EVENT=1 TABLE_EVENT=2 PUSH_PULL=3 BULK_SYNC=4 COMPOUND=5
+# NODE_EVENT=6. Event types: NodeEvent/NetworkEvent INVALID=0 JOIN=1 LEAVE=2;
+# TableEvent INVALID=0 CREATE=1 UPDATE=2 DELETE=3 (other int32 values pass
+# through). Integers: l_time is a uint64, type and residual_reap_time are int32;
+# out-of-range values raise OverflowError, wrong types TypeError. Decoding
+# errors raise pyln.errors.WireDecodeError.
+
+#: (type, l_time, node_name, network_id, table_name, key, value, residual_reap_time)
+TableEventFields: TypeAlias = tuple[int, int, str, str, str, str, bytes, int]
+#: (1, type, l_time, node_name, network_id)
+NetworkEventMessage: TypeAlias = tuple[int, int, int, str, str]
+#: (2, type, l_time, node_name, network_id, table_name, key, value, residual_reap_time)
+TableEventMessage: TypeAlias = tuple[int, int, int, str, str, str, str, bytes, int]
+#: (network_id, l_time, node_name, leaving)
+NetworkEntryFields: TypeAlias = tuple[str, int, str, bool]
+#: (3, l_time, networks, node_name)
+PushPullMessage: TypeAlias = tuple[int, int, list[NetworkEntryFields], str]
+#: (4, l_time, unsolicited, node_name, networks, payload)
+BulkSyncMessage: TypeAlias = tuple[int, int, bool, str, list[str], bytes]
+#: (5, payloads): each payload an encoded GossipMessage
+CompoundMessage: TypeAlias = tuple[int, list[bytes]]
+#: (6, type, l_time, node_name)
+NodeEventMessage: TypeAlias = tuple[int, int, int, str]
+GossipMessage: TypeAlias = (
+    NetworkEventMessage
+    | TableEventMessage
+    | PushPullMessage
+    | BulkSyncMessage
+    | CompoundMessage
+    | NodeEventMessage
+)
+
+def encode_table_events(events: Iterable[TableEventFields]) -> list[bytes]:
+    """Encodes each table event wrapped in a GossipMessage (TABLE_EVENT)."""
+
+def decode_gossip(messages: Iterable[bytes]) -> list[GossipMessage]:
+    """Decodes encoded GossipMessages into message tuples. One bad message raises
+    WireDecodeError (its index in the message) for the whole batch."""
+
+def encode_message(msg: GossipMessage) -> bytes:
+    """Encodes a message tuple wrapped in a GossipMessage."""
+
+def decode_message(data: bytes) -> GossipMessage:
+    """Decodes one encoded GossipMessage into a message tuple."""
+
+def encode_payload(msg: GossipMessage) -> bytes:
+    """Encodes the message alone: the `data` of its GossipMessage."""
+
+def decode_payload(message_type: int, data: bytes) -> GossipMessage:
+    """Decodes a bare message (a GossipMessage's `data`) of the given type."""
+
+def make_compound(parts: Iterable[bytes]) -> bytes:
+    """A COMPOUND GossipMessage holding already-encoded GossipMessages."""
+
+def split_compound(data: bytes) -> list[bytes]:
+    """The encoded GossipMessages inside a COMPOUND GossipMessage."""

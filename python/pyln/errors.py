@@ -172,3 +172,8 @@ class JoinFailed(GossipError, Unavailable):
 
 class DatabaseClosed(GossipError, Forbidden):
     """The NetworkDB was closed."""
+
+# wire codecs
+class WireDecodeError(BadRequest, ValueError):
+    """Bytes that are not a valid message of the wire format (truncated, malformed,
+    of an unknown type, or a string field that is not UTF-8)."""

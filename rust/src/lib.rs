@@ -1,13 +1,15 @@
 //! pyln's Rust core. Each module is plain Rust with its own tests; the `python`
-//! feature (turned on by maturin) adds the thin PyO3 layer in `py`.
+//! feature (turned on by maturin) adds the thin PyO3 layer in `py*` modules.
 
 pub mod bitseq;
 pub mod idm;
+pub mod sim;
+pub mod swim;
 pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;
 #[cfg(feature = "python")]
+mod py_networkdb;
+#[cfg(feature = "python")]
 mod py_swim;
-pub mod sim;
-pub mod swim;

@@ -9,7 +9,7 @@ use crate::bitseq::{Bitseq, BitseqError};
 use crate::idm::{Idm, IdmError};
 
 /// Raises `pyln.errors.<name>(msg)`.
-fn typed_error(py: Python<'_>, name: &str, msg: String) -> PyErr {
+pub(crate) fn typed_error(py: Python<'_>, name: &str, msg: String) -> PyErr {
     let cls = py
         .import("pyln.errors")
         .and_then(|m| m.getattr(name))
@@ -286,5 +286,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBitseq>()?;
     m.add_class::<PyIdm>()?;
     crate::py_swim::register(m)?;
+    crate::py_networkdb::register(m)?;
     Ok(())
 }

@@ -3,3 +3,4 @@
 
 pub mod memberlist;
 pub mod crypto;
+pub mod networkdb;
