@@ -423,6 +423,34 @@ impl Memberlist {
         self.actions.push(Action::Stream { to, data, token });
     }
 
+    /// Address and highest protocol version of a known node.
+    pub fn addr_of(&self, name: &str) -> Option<(SocketAddr, u8)> {
+        self.index.get(name).map(|&i| (self.nodes[i].addr, self.nodes[i].pmax()))
+    }
+
+    /// Sends a user message over UDP to the node called `name`; false if unknown.
+    pub fn send_best_effort_to(&mut self, name: &str, msg: &[u8]) -> bool {
+        let Some((to, pmax)) = self.addr_of(name) else { return false };
+        let mut buf = Vec::with_capacity(msg.len() + 1);
+        buf.push(msg_type::USER);
+        buf.extend_from_slice(msg);
+        self.raw_send(to, Some(pmax), buf);
+        true
+    }
+
+    /// Sends a user message over TCP to the node called `name`; false if unknown.
+    pub fn send_reliable_to(&mut self, name: &str, msg: &[u8]) -> bool {
+        let Some((to, _)) = self.addr_of(name) else { return false };
+        self.stream(to, &Message::User(msg.to_vec()), None);
+        true
+    }
+
+    /// Bytes the layers under a user message may add to a UDP packet (user
+    /// type byte, CRC header, encryption), for callers that size payloads.
+    pub fn user_packet_overhead(&self) -> usize {
+        1 + 5 + self.encrypt_overhead()
+    }
+
     /// Sends a user message to `to` over UDP (memberlist's SendBestEffort).
     pub fn send_best_effort(&mut self, to: SocketAddr, msg: &[u8]) {
         let pmax = self.nodes.iter().find(|n| n.addr == to).map(Node::pmax);
