@@ -125,8 +125,8 @@ pub fn write_bytes_field(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
-/// Nesting depth past which the reader refuses to go (`skip` itself is not
-/// recursive; this bounds pathological inputs to a bit of work per byte).
+/// The most values `skip` keeps track of at once (it is not recursive, so
+/// nesting costs no stack; each pending value needs at least one more byte).
 const MAX_PENDING: u64 = u32::MAX as u64;
 
 /// What a map or array header announced.
