@@ -82,7 +82,7 @@ pub(crate) fn keyring(py: Python<'_>, keys: Vec<Vec<u8>>) -> PyResult<Option<Key
     let mut it = keys.into_iter();
     match it.next() {
         None => Ok(None),
-        Some(primary) => Keyring::new(primary, it.collect()).map(Some).map_err(|e| gossip_error(py, e.to_string())),
+        Some(primary) => Keyring::new(&primary, &it.collect::<Vec<_>>()).map(Some).map_err(|e| gossip_error(py, e.to_string())),
     }
 }
 

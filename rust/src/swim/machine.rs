@@ -485,7 +485,7 @@ impl Memberlist {
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut used = 0;
         for f in framed {
-            if !batch.is_empty() && (used + f.len() + COMPOUND_OVERHEAD > budget || batch.len() == 255) {
+            if !batch.is_empty() && (used + f.len() + COMPOUND_OVERHEAD > budget || batch.len() == crate::wire::memberlist::MAX_COMPOUND_PARTS) {
                 let b = std::mem::take(&mut batch);
                 self.send_parts(to, pmax, b);
                 used = 0;
@@ -503,7 +503,11 @@ impl Memberlist {
                 let p = parts.pop().unwrap_or_default();
                 self.raw_send(to, pmax, p);
             }
-            _ => self.raw_send(to, pmax, make_compound(&parts)),
+            _ => {
+                for c in compounds(&parts) {
+                    self.raw_send(to, pmax, c);
+                }
+            }
         }
     }
 
@@ -1260,7 +1264,7 @@ impl Memberlist {
     }
 }
 
-/// Splits parts into compound packets of at most 255 parts each.
+/// Splits parts into compound packets Go can read (at most 127 parts each).
 fn compounds(parts: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    parts.chunks(255).map(make_compound).collect()
+    crate::wire::memberlist::make_compounds(parts)
 }

@@ -1,0 +1,359 @@
+//! LZW as Go's `compress/lzw` with `lzw.LSB` and `litWidth` 8, which is what
+//! memberlist's `compress{Algo: 0}` messages carry.
+//!
+//! Stream layout: codes packed least-significant-bit first; literals 0..=255,
+//! clear code 256, end code 257, new codes from 258; the code width starts at
+//! 9 bits and grows to at most 12. The encoder behaves as Go's writer:
+//! it opens with a clear code, and when its next free code would reach 4095
+//! it writes a clear code (at the current width) and starts over with an
+//! empty table and 9-bit codes. It ends with the pending code, the end code
+//! and a final partial byte. The decoder follows Go's reader: when its table
+//! is full it stops adding entries until a clear code comes; the input must
+//! reach an end code (else `WireError::Truncated`); bytes after it are
+//! ignored; output beyond a caller-given limit is refused.
+
+use super::memberlist::WireError;
+
+const CLEAR: u16 = 256;
+const EOF: u16 = 257;
+const MAX_WIDTH: u32 = 12;
+/// The encoder resets when its next code would be this (Go's `maxCode`).
+const MAX_CODE: u32 = (1 << MAX_WIDTH) - 1;
+
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u32,
+    nbits: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, code: u32, width: u32) {
+        self.acc |= code << self.nbits;
+        self.nbits += width;
+        while self.nbits >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.nbits -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.nbits > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// The encoder's dictionary: (prefix code, next byte) -> code, as an
+/// open-addressing hash table. Slots hold `key << 12 | code`, 0 = empty (no
+/// real entry is 0: codes start at 258).
+struct Dict {
+    slots: Vec<u32>,
+}
+
+impl Dict {
+    const BITS: u32 = 13; // 8192 slots for at most 3838 entries
+    const MASK: usize = (1 << Self::BITS) - 1;
+
+    fn new() -> Self {
+        Dict {
+            slots: vec![0; 1 << Self::BITS],
+        }
+    }
+
+    fn slot(key: u32) -> usize {
+        (key.wrapping_mul(0x9E37_79B1) >> (32 - Self::BITS)) as usize
+    }
+
+    fn get(&self, key: u32) -> Option<u32> {
+        let mut i = Self::slot(key);
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            if s >> 12 == key {
+                return Some(s & 0xfff);
+            }
+            i = (i + 1) & Self::MASK;
+        }
+    }
+
+    fn insert(&mut self, key: u32, code: u32) {
+        let mut i = Self::slot(key);
+        while self.slots[i] != 0 {
+            i = (i + 1) & Self::MASK;
+        }
+        self.slots[i] = key << 12 | code;
+    }
+
+    fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = 0);
+    }
+}
+
+struct Encoder {
+    w: BitWriter,
+    dict: Dict,
+    width: u32,
+    /// The last code handed out.
+    hi: u32,
+    /// The code at which the width grows.
+    overflow: u32,
+}
+
+impl Encoder {
+    /// Hands out the next code; returns false (after writing a clear code and
+    /// resetting) when the table is full, in which case nothing is added.
+    fn next_code(&mut self) -> bool {
+        self.hi += 1;
+        if self.hi == self.overflow {
+            self.width += 1;
+            self.overflow <<= 1;
+        }
+        if self.hi == MAX_CODE {
+            self.w.put(u32::from(CLEAR), self.width);
+            self.width = 9;
+            self.hi = u32::from(EOF);
+            self.overflow = 512;
+            self.dict.clear();
+            return false;
+        }
+        true
+    }
+}
+
+/// Compresses `input` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` followed
+/// by one `Write` and `Close` does.
+pub fn compress(input: &[u8]) -> Vec<u8> {
+    let mut e = Encoder {
+        w: BitWriter {
+            out: Vec::with_capacity(input.len() / 2 + 8),
+            acc: 0,
+            nbits: 0,
+        },
+        dict: Dict::new(),
+        width: 9,
+        hi: u32::from(EOF),
+        overflow: 512,
+    };
+    e.w.put(u32::from(CLEAR), e.width);
+    let Some((&first, rest)) = input.split_first() else {
+        e.w.put(u32::from(EOF), e.width);
+        return e.w.finish();
+    };
+    let mut code = u32::from(first);
+    for &b in rest {
+        let key = code << 8 | u32::from(b);
+        if let Some(c) = e.dict.get(key) {
+            code = c;
+            continue;
+        }
+        e.w.put(code, e.width);
+        code = u32::from(b);
+        if e.next_code() {
+            e.dict.insert(key, e.hi);
+        }
+    }
+    e.w.put(code, e.width);
+    e.next_code();
+    e.w.put(u32::from(EOF), e.width);
+    e.w.finish()
+}
+
+/// Decompresses a Go `compress/lzw` (LSB, litWidth 8) stream. Output larger
+/// than `limit` bytes is refused (a decompression bomb guard).
+pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
+    let mut prefix = [0u16; 1 << MAX_WIDTH];
+    let mut suffix = [0u8; 1 << MAX_WIDTH];
+    let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(3).min(limit));
+    let mut scratch: Vec<u8> = Vec::with_capacity(1 << MAX_WIDTH);
+
+    let mut bytes = input.iter();
+    let mut acc: u32 = 0;
+    let mut nbits: u32 = 0;
+    let mut width: u32 = 9;
+    let mut hi: u16 = EOF;
+    let mut overflow: u16 = 512;
+    let mut last: Option<u16> = None;
+
+    loop {
+        while nbits < width {
+            let b = bytes.next().ok_or(WireError::Truncated)?;
+            acc |= u32::from(*b) << nbits;
+            nbits += 8;
+        }
+        let code = (acc & ((1 << width) - 1)) as u16;
+        acc >>= width;
+        nbits -= width;
+
+        if code == CLEAR {
+            width = 9;
+            hi = EOF;
+            overflow = 512;
+            last = None;
+            continue;
+        }
+        if code == EOF {
+            return Ok(out);
+        }
+        if code > hi {
+            return Err(WireError::Malformed(format!("lzw: invalid code {code}")));
+        }
+        // Spell the code backwards into `scratch`.
+        scratch.clear();
+        let mut c = code;
+        if code == hi {
+            if let Some(l) = last {
+                // The code being defined right now: last's string + its first byte.
+                let mut f = l;
+                while f >= CLEAR {
+                    f = prefix[usize::from(f)];
+                }
+                scratch.push(f as u8);
+                c = l;
+            }
+        }
+        while c >= CLEAR {
+            scratch.push(suffix[usize::from(c)]);
+            c = prefix[usize::from(c)];
+            if scratch.len() > 1 << MAX_WIDTH {
+                return Err(WireError::Malformed("lzw: corrupt table".into()));
+            }
+        }
+        scratch.push(c as u8);
+        if out.len() + scratch.len() > limit {
+            return Err(WireError::Malformed(format!(
+                "lzw: output larger than {limit} bytes"
+            )));
+        }
+        out.extend(scratch.iter().rev());
+        if let Some(l) = last {
+            suffix[usize::from(hi)] = c as u8;
+            prefix[usize::from(hi)] = l;
+        }
+
+        last = Some(code);
+        hi += 1;
+        if hi >= overflow {
+            if width == MAX_WIDTH {
+                last = None;
+                hi -= 1;
+            } else {
+                width += 1;
+                overflow <<= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    use crate::wire::testutil::{gen, unhex, GOLDEN};
+
+    const BIG: usize = 64 << 20;
+
+    #[test]
+    fn matches_go_text() {
+        let cases = [
+            ("tobe", &b"TOBEORNOTTOBEORTOBEORNOT"[..]),
+            ("empty", b""),
+            ("one", b"a"),
+        ];
+        for (name, input) in cases {
+            let line = GOLDEN
+                .lines()
+                .find(|l| l.starts_with(&format!("lzwtext {name} ")))
+                .unwrap();
+            let want = unhex(line.rsplit(' ').next().unwrap());
+            assert_eq!(compress(input), want, "{name}");
+            assert_eq!(decompress(&want, BIG).unwrap(), input, "{name}");
+        }
+    }
+
+    #[test]
+    fn matches_go_generated() {
+        let mut n = 0;
+        for line in GOLDEN.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            match f[0] {
+                "lzw" => {
+                    let input = gen(
+                        f[1].parse().unwrap(),
+                        f[3].parse().unwrap(),
+                        f[2].parse().unwrap(),
+                    );
+                    let want = unhex(f[4]);
+                    assert_eq!(compress(&input), want, "{line:.40}");
+                    assert_eq!(decompress(&want, BIG).unwrap(), input, "{line:.40}");
+                }
+                "lzwsum" => {
+                    let input = gen(
+                        f[1].parse().unwrap(),
+                        f[3].parse().unwrap(),
+                        f[2].parse().unwrap(),
+                    );
+                    let got = compress(&input);
+                    assert_eq!(got.len().to_string(), f[4], "{line}");
+                    assert_eq!(format!("{:08x}", crc32fast::hash(&got)), f[5], "{line}");
+                    assert_eq!(decompress(&got, BIG).unwrap(), input, "{line}");
+                }
+                _ => continue,
+            }
+            n += 1;
+        }
+        assert!(n > 500, "{n}");
+    }
+
+    #[test]
+    fn errors() {
+        // no end code
+        let c = compress(b"hello hello hello");
+        assert_eq!(
+            decompress(&c[..c.len() - 2], BIG),
+            Err(WireError::Truncated)
+        );
+        assert_eq!(decompress(&[], BIG), Err(WireError::Truncated));
+        // a code not yet defined: clear, then 300
+        let mut w = BitWriter {
+            out: Vec::new(),
+            acc: 0,
+            nbits: 0,
+        };
+        w.put(256, 9);
+        w.put(300, 9);
+        assert!(matches!(
+            decompress(&w.finish(), BIG),
+            Err(WireError::Malformed(_))
+        ));
+        // trailing bytes after the end code are ignored
+        let mut c = compress(b"abc");
+        c.extend_from_slice(b"junk");
+        assert_eq!(decompress(&c, BIG).unwrap(), b"abc");
+        // the limit
+        let zeros = compress(&vec![0u8; 100_000]);
+        assert!(zeros.len() < 1000);
+        assert!(matches!(
+            decompress(&zeros, 99_999),
+            Err(WireError::Malformed(_))
+        ));
+        assert_eq!(decompress(&zeros, 100_000).unwrap().len(), 100_000);
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(data in proptest::collection::vec(any::<u8>(), 0..3000), alphabet in 1u32..=256) {
+            let data: Vec<u8> = data.into_iter().map(|b| (u32::from(b) % alphabet) as u8).collect();
+            prop_assert_eq!(decompress(&compress(&data), BIG).unwrap(), data);
+        }
+
+        #[test]
+        fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let _ = decompress(&data, 1 << 20);
+        }
+    }
+}
