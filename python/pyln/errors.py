@@ -177,3 +177,19 @@ class DatabaseClosed(GossipError, Forbidden):
 class WireDecodeError(BadRequest, ValueError):
     """Bytes that are not a valid message of the wire format (truncated, malformed,
     of an unknown type, or a string field that is not UTF-8)."""
+
+
+class EntryExists(GossipError, Forbidden):
+    """A networkdb table entry with that key already exists."""
+
+
+class EntryNotFound(GossipError, NotFound):
+    """No live networkdb table entry with that key."""
+
+
+class NetworkAlreadyJoined(GossipError, Forbidden):
+    """This node is already attached to that network."""
+
+
+class NetworkNotJoined(GossipError, NotFound):
+    """This node is not attached to that network."""

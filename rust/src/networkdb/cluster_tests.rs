@@ -1,0 +1,177 @@
+//! networkdb clusters on the virtual network: the protocol machine end to end,
+//! including the recovery and correctness properties of the issue.
+
+use std::net::SocketAddr;
+
+use super::protocol::{NdbNode, Settings};
+use crate::sim::{Sim, SimConfig};
+use crate::swim::config::{Config, SEC};
+use crate::wire::memberlist::node_state;
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250 + 1) as u8], 7946))
+}
+
+fn node(i: usize, seed: u64) -> NdbNode {
+    let name = format!("n{i}");
+    let s = Settings { reap_entry_interval: 60 * SEC, bulk_sync_interval: 10 * SEC, ..Settings::default() };
+    NdbNode::new(0, Config::lan(&name), s, addr(i), None, seed * 7919 + i as u64)
+}
+
+/// N nodes, all joined through node 0 and attached to network "net".
+fn cluster(n: usize, seed: u64) -> Sim<NdbNode> {
+    let mut sim = Sim::new(SimConfig { seed, ..Default::default() });
+    for i in 0..n {
+        sim.add(node(i, seed));
+    }
+    for i in 1..n {
+        sim.with(i, |m, now| m.join(now, &[addr(0)]));
+    }
+    let all: Vec<usize> = (0..n).collect();
+    assert!(sim.run_until_cond(50_000, 20 * SEC, |s| members_converged(s, &all)), "membership did not form");
+    for i in 0..n {
+        sim.with(i, |m, now| m.join_network(now, "net").map_err(|e| e.to_string())).unwrap().unwrap();
+    }
+    assert!(sim.run_until_cond(50_000, sim.now + 20 * SEC, |s| networks_converged(s, &all, "net")));
+    sim
+}
+
+fn members_converged(s: &Sim<NdbNode>, live: &[usize]) -> bool {
+    live.iter().all(|&i| {
+        s.node(i).is_some_and(|m| {
+            m.ml.members().iter().filter(|x| x.state == node_state::ALIVE).count() == live.len()
+        })
+    })
+}
+
+fn networks_converged(s: &Sim<NdbNode>, live: &[usize], nid: &str) -> bool {
+    live.iter().all(|&i| s.node(i).is_some_and(|m| m.network_peers(nid).len() == live.len()))
+}
+
+fn value_everywhere(s: &Sim<NdbNode>, live: &[usize], key: &str, want: Option<&[u8]>) -> bool {
+    live.iter().all(|&i| {
+        s.node(i).is_some_and(|m| m.core.db.get_entry("t", "net", key).ok() == want)
+    })
+}
+
+#[test]
+fn creates_updates_deletes_converge_on_ten_nodes() {
+    let mut sim = cluster(10, 1);
+    let all: Vec<usize> = (0..10).collect();
+    sim.with(3, |m, now| m.create_entry(now, "t", "net", "k1", b"v1")).unwrap().unwrap();
+    let t0 = sim.now;
+    assert!(sim.run_until_cond(10_000, t0 + 10 * SEC, |s| value_everywhere(s, &all, "k1", Some(b"v1"))));
+    assert!(sim.now - t0 < 2 * SEC, "create took {} us", sim.now - t0);
+    sim.with(3, |m, now| m.update_entry(now, "t", "net", "k1", b"v2")).unwrap().unwrap();
+    assert!(sim.run_until_cond(10_000, sim.now + 10 * SEC, |s| value_everywhere(s, &all, "k1", Some(b"v2"))));
+    sim.with(3, |m, now| m.delete_entry(now, "t", "net", "k1")).unwrap().unwrap();
+    assert!(sim.run_until_cond(10_000, sim.now + 10 * SEC, |s| value_everywhere(s, &all, "k1", None)));
+    // Watchers of a remote node saw create, update, delete in order.
+    let evs = sim.with(7, |m, _| m.take_watch_events()).unwrap_or_default();
+    let k1: Vec<_> = evs.iter().filter(|e| e.key == "k1").map(|e| e.op).collect();
+    use super::WatchOp::*;
+    assert_eq!(k1, vec![Create, Update, Delete]);
+}
+
+#[test]
+fn gossip_packets_never_exceed_the_buffer() {
+    let mut sim = cluster(5, 2);
+    for k in 0..300 {
+        let key = format!("key-{k:04}");
+        sim.with(k % 5, |m, now| m.create_entry(now, "t", "net", &key, &[7u8; 90])).unwrap().unwrap();
+    }
+    let all: Vec<usize> = (0..5).collect();
+    assert!(sim.run_until_cond(50_000, sim.now + 60 * SEC, |s| all
+        .iter()
+        .all(|&i| s.node(i).is_some_and(|m| m.core.db.table_by_network("t", "net").len() == 300))));
+    for i in 0..5 {
+        let m = sim.node(i).unwrap();
+        assert!(m.core.counters.largest_gossip <= 1400, "gossip of {} bytes", m.core.counters.largest_gossip);
+    }
+}
+
+#[test]
+fn conflicting_writes_resolve_by_lamport_time() {
+    let mut sim = cluster(4, 3);
+    let all: Vec<usize> = (0..4).collect();
+    sim.with(0, |m, now| m.create_entry(now, "t", "net", "k", b"first")).unwrap().unwrap();
+    assert!(sim.run_until_cond(10_000, sim.now + 10 * SEC, |s| value_everywhere(s, &all, "k", Some(b"first"))));
+    // Two updates at once from different nodes: the higher ltime wins everywhere.
+    sim.with(1, |m, now| m.update_entry(now, "t", "net", "k", b"one")).unwrap().unwrap();
+    sim.with(2, |m, now| m.update_entry(now, "t", "net", "k", b"two")).unwrap().unwrap();
+    sim.run_until(sim.now + 10 * SEC);
+    let vals: Vec<Vec<u8>> =
+        all.iter().map(|&i| sim.node(i).unwrap().core.db.get_entry("t", "net", "k").unwrap().to_vec()).collect();
+    assert!(vals.windows(2).all(|w| w[0] == w[1]), "{vals:?}");
+}
+
+#[test]
+fn deleted_entry_does_not_come_back_after_partition() {
+    let mut sim = cluster(6, 4);
+    let all: Vec<usize> = (0..6).collect();
+    sim.with(0, |m, now| m.create_entry(now, "t", "net", "k", b"v")).unwrap().unwrap();
+    assert!(sim.run_until_cond(10_000, sim.now + 10 * SEC, |s| value_everywhere(s, &all, "k", Some(b"v"))));
+    sim.set_groups(&[0, 0, 0, 1, 1, 1]);
+    sim.with(0, |m, now| m.delete_entry(now, "t", "net", "k")).unwrap().unwrap();
+    sim.run_until(sim.now + 40 * SEC);
+    // The other side still has it; heal and wait.
+    assert!(sim.node(4).unwrap().core.db.get_entry("t", "net", "k").is_ok());
+    sim.heal();
+    assert!(sim.run_until_cond(100_000, sim.now + 120 * SEC, |s| members_converged(s, &all)
+        && value_everywhere(s, &all, "k", None)));
+    sim.run_until(sim.now + 30 * SEC);
+    assert!(value_everywhere(&sim, &all, "k", None), "the deleted entry came back");
+}
+
+#[test]
+fn seed_scenario_node_whose_peers_all_failed_rejoins_by_itself() {
+    let mut sim = cluster(5, 5);
+    let all: Vec<usize> = (0..5).collect();
+    // Node 4 is cut off from everyone (both ways) long enough for both sides
+    // to declare the other dead.
+    for j in 0..4 {
+        sim.block(4, j);
+        sim.block(j, 4);
+    }
+    assert!(sim.run_until_cond(100_000, sim.now + 60 * SEC, |s| s
+        .node(4)
+        .is_some_and(|m| m.cluster_peers().len() == 1)));
+    // An entry written on the cut-off node while alone.
+    sim.with(4, |m, now| m.create_entry(now, "t", "net", "lonely", b"x")).unwrap().unwrap();
+    sim.heal();
+    // Nobody calls join: the reconnect loop through failed nodes must heal it.
+    assert!(sim.run_until_cond(100_000, sim.now + 60 * SEC, |s| members_converged(s, &all)
+        && networks_converged(s, &all, "net")
+        && value_everywhere(s, &all, "lonely", Some(b"x"))));
+}
+
+#[test]
+fn crashed_node_restarted_catches_up() {
+    let mut sim = cluster(5, 6);
+    sim.with(1, |m, now| m.create_entry(now, "t", "net", "a", b"1")).unwrap().unwrap();
+    sim.run_until(sim.now + 3 * SEC);
+    sim.crash(4);
+    sim.with(1, |m, now| m.create_entry(now, "t", "net", "b", b"2")).unwrap().unwrap();
+    sim.run_until(sim.now + 20 * SEC);
+    let now = sim.now;
+    let mut fresh = node(4, 66);
+    let _ = now;
+    fresh.join(sim.now, &[addr(0)]);
+    sim.replace(4, fresh);
+    sim.with(4, |m, now| m.join_network(now, "net")).unwrap().unwrap();
+    let all: Vec<usize> = (0..5).collect();
+    assert!(sim.run_until_cond(50_000, sim.now + 60 * SEC, |s| value_everywhere(s, &all, "a", Some(b"1"))
+        && value_everywhere(s, &all, "b", Some(b"2"))));
+}
+
+#[test]
+fn tombstones_are_reaped() {
+    let mut sim = cluster(3, 7);
+    sim.with(0, |m, now| m.create_entry(now, "t", "net", "k", b"v")).unwrap().unwrap();
+    sim.run_until(sim.now + 3 * SEC);
+    sim.with(0, |m, now| m.delete_entry(now, "t", "net", "k")).unwrap().unwrap();
+    sim.run_until(sim.now + 3 * SEC);
+    assert!((0..3).all(|i| sim.node(i).unwrap().core.db.store().len() == 1), "tombstone kept");
+    sim.run_until(sim.now + 70 * SEC);
+    assert!((0..3).all(|i| sim.node(i).unwrap().core.db.store().is_empty()), "tombstone not reaped");
+}
