@@ -3,6 +3,7 @@
 
 pub mod bitseq;
 pub mod idm;
+pub mod networkdb;
 pub mod wire;
 
 #[cfg(feature = "python")]
