@@ -3,12 +3,15 @@
 
 pub mod bitseq;
 pub mod idm;
+pub mod networkdb;
 pub mod sim;
 pub mod swim;
 pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_ndb;
 #[cfg(feature = "python")]
 mod py_networkdb;
 #[cfg(feature = "python")]

@@ -286,6 +286,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBitseq>()?;
     m.add_class::<PyIdm>()?;
     crate::py_swim::register(m)?;
+    crate::py_ndb::register(m)?;
     crate::py_networkdb::register(m)?;
     Ok(())
 }
