@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pyln import _core, errors
@@ -32,10 +31,15 @@ class PeerInfo:
     addr: str
 
 
-class _Watch:
-    def __init__(self, table: str, nid: str, key: str) -> None:
+class Watch:
+    """A stream of table events, registered as soon as it is made (so nothing
+    between `db.watch(...)` and the first `async for` step is missed)."""
+
+    def __init__(self, db: NetworkDB, table: str, nid: str, key: str) -> None:
+        self._db = db
         self.table, self.nid, self.key = table, nid, key
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._done = False
 
     def wants(self, ev: Event) -> bool:
         return (
@@ -43,6 +47,23 @@ class _Watch:
             and (not self.nid or ev.nid == self.nid)
             and (not self.key or ev.key == self.key)
         )
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        ev = await self.queue.get()
+        if ev is None:
+            self._done = True
+            raise StopAsyncIteration
+        return ev
+
+    def close(self) -> None:
+        """Stops the stream (pending events are dropped)."""
+        self._db._watches.discard(self)
+        self._done = True
 
 
 class NetworkDB:
@@ -62,7 +83,7 @@ class NetworkDB:
         tcp_timeout = float(cfg.memberlist.get("tcp_timeout", 1.0 if cfg.profile == "local" else 10.0))
         self.transport = Transport(factory, cfg.bind_addr, cfg.bind_port, tcp_timeout)
         self.transport.after_input = self._dispatch
-        self._watches: set[_Watch] = set()
+        self._watches: set[Watch] = set()
         self._closed = False
 
     @classmethod
@@ -157,19 +178,13 @@ class NetworkDB:
     def get_table_by_network(self, table: str, nid: str) -> dict[str, bytes]:
         return dict(self._m.get_table_by_network(table, nid))
 
-    async def watch(self, table: str, nid: str = "", key: str = "") -> AsyncIterator[Event]:
-        """Create, update and delete events of `table` (optionally one network
-        and one key) from now on, until the db closes or the loop stops."""
-        w = _Watch(table, nid, key)
+    def watch(self, table: str, nid: str = "", key: str = "") -> Watch:
+        """Create, update and delete events of `table` (optionally of one network
+        and one key) from now on: `async for ev in db.watch(...)`. The stream
+        ends when the db closes or `close()` is called on it."""
+        w = Watch(self, table, nid, key)
         self._watches.add(w)
-        try:
-            while True:
-                ev = await w.queue.get()
-                if ev is None:
-                    return
-                yield ev
-        finally:
-            self._watches.discard(w)
+        return w
 
     # ---- keys ------------------------------------------------------------------
 
