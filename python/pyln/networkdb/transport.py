@@ -36,23 +36,29 @@ class Machine(Protocol):
 
 def parse_peer(addr: str, default_port: int = 7946) -> tuple[str, int]:
     """'host:port', '[v6]:port', 'name/host:port' or 'host' -> (ip, port)."""
+    text = addr
     if "/" in addr:
         addr = addr.split("/", 1)[1]
-    host, port = addr, default_port
+    host, port_s = addr, str(default_port)
     if addr.startswith("["):
         end = addr.find("]")
         if end < 0:
-            raise errors.BadRequest(f"bad peer address {addr!r}")
+            raise errors.BadRequest(f"bad peer address {text!r}")
         host = addr[1:end]
         if addr[end + 1 :].startswith(":"):
-            port = int(addr[end + 2 :])
+            port_s = addr[end + 2 :]
     elif addr.count(":") == 1:
-        host, p = addr.split(":")
-        port = int(p)
+        host, port_s = addr.split(":")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise errors.BadRequest(f"bad port in peer address {text!r}") from None
+    if not 0 < port < 65536:
+        raise errors.BadRequest(f"port out of range in peer address {text!r}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except OSError as e:
-        raise errors.BadRequest(f"cannot resolve peer {addr!r}: {e}") from e
+        raise errors.BadRequest(f"cannot resolve peer {text!r}: {e}") from e
     return str(infos[0][4][0]), port
 
 
