@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STATE_DIR ?= $(CURDIR)/state
 # Debian packages the suite needs (checked with dpkg, installed only when missing).
-DEB_PACKAGES := iproute2 nftables iptables
+DEB_PACKAGES := iproute2 nftables iptables golang-go golang-github-hashicorp-memberlist-dev
+# The Go memberlist node of the interop tests (../shared next to the repo, as in CI);
+# the tests build it themselves, `make peer` does it ahead of time.
+PEER_SRC := ../shared/peers/memberlist-peer
+PEER_BIN := .cache/memberlist-peer/memberlist-peer
 RUST_SOURCES := $(shell find rust/src -name '*.rs') rust/Cargo.toml Cargo.toml pyproject.toml
 
-.PHONY: demo test test-rust test-python lint bench deps debs clean
+.PHONY: demo test test-rust test-python lint bench deps debs peer clean
 
 demo: $(VENV)/.built
 	$(PY) -m pyln.demo --state-dir $(STATE_DIR)
@@ -51,5 +55,11 @@ $(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES)
 	  $(VENV)/bin/maturin develop --release -q
 	touch $@
 
+peer: $(PEER_BIN)
+
+# Rebuilt only when main.go is newer than the binary (the tests apply the same rule).
+$(PEER_BIN): $(PEER_SRC)/main.go | debs
+	$(PEER_SRC)/build.sh $(dir $@)
+
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target .cache

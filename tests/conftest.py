@@ -1,5 +1,5 @@
 """Shared fixtures. The session fixture fails the run if any test left a network
-namespace or link behind in the kernel."""
+namespace or link behind in the kernel, or a helper process running."""
 
 from __future__ import annotations
 
@@ -15,11 +15,24 @@ from pyln.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# Set to the starting process's pid in the environment of every memberlist peer the
+# interop tests start (tests/interop/memberlist_peer.py), so that peers other test
+# runs on this machine own are not taken for ours.
+PEER_OWNER_ENV = "PYLN_TEST_OWNER"
+
+
+def _started_by_us(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return False
+    return f"{PEER_OWNER_ENV}={os.getpid()}".encode() in env
 
 
 def _kernel_objects() -> set[str]:
-    """Network namespaces (named, or mounted anywhere), links of this namespace, and
-    pyln proxy processes now present."""
+    """Network namespaces (named, or mounted anywhere), links of this namespace, pyln
+    proxy processes and the memberlist peers this session started, now present."""
     names: set[str] = set()
     if os.path.isdir("/run/netns"):
         names |= {f"netns:{n}" for n in os.listdir("/run/netns")}
@@ -37,6 +50,8 @@ def _kernel_objects() -> set[str]:
         except OSError:
             continue
         if "portmapper/proxy" in cmd or "pyln.portmapper.proxy" in cmd:
+            names.add(f"process:{pid}:{cmd.strip()}")
+        elif "memberlist-peer" in cmd and _started_by_us(pid):
             names.add(f"process:{pid}:{cmd.strip()}")
     return names
 
