@@ -173,6 +173,7 @@ class JoinFailed(GossipError, Unavailable):
 class DatabaseClosed(GossipError, Forbidden):
     """The NetworkDB was closed."""
 
+
 # wire codecs
 class WireDecodeError(BadRequest, ValueError):
     """Bytes that are not a valid message of the wire format (truncated, malformed,

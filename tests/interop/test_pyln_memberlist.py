@@ -41,7 +41,9 @@ async def until(
     return time.monotonic() - t0
 
 
-async def go_wait(peer: MemberlistPeer, kind: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+async def go_wait(
+    peer: MemberlistPeer, kind: str, timeout: float = 15, **fields: Any
+) -> dict[str, Any]:
     """Waits for a Go peer event off the event loop, so pyln keeps answering."""
     return await asyncio.to_thread(peer.wait_event, kind, timeout, **fields)
 
@@ -83,8 +85,13 @@ def test_go_joins_pyln_and_they_exchange_state_and_broadcasts(
             py.broadcast(b"hello from pyln")
             await go_wait(go, "user_msg", from_bytes=b"hello from pyln".hex())
             got: list[bytes] = []
-            await until(lambda: bool(got.extend(py.take_received()) or any(
-                m.startswith(b"go:") for m in got)), 10, "go's broadcast at pyln")
+            await until(
+                lambda: bool(
+                    got.extend(py.take_received()) or any(m.startswith(b"go:") for m in got)
+                ),
+                10,
+                "go's broadcast at pyln",
+            )
         finally:
             await py.close()
 
@@ -119,23 +126,27 @@ def test_failures_are_detected_both_ways(memberlist_peer_factory: PeerFactory) -
         keep = await node("py2", False, profile="local")
         try:
             a = await asyncio.to_thread(memberlist_peer_factory, "a", config="local")
-            b = await asyncio.to_thread(
-                memberlist_peer_factory, "b", config="local", join=[a.addr]
-            )
+            b = await asyncio.to_thread(memberlist_peer_factory, "b", config="local", join=[a.addr])
             # b is in before the pyln nodes join, so a's push/pull tells them of b
             # (with the local profile a's gossip alone may miss a node).
             await go_members(a, {"a", "b"})
             await py.join([a.addr])
             await keep.join([a.addr])
             every = {"a", "b", "py", "py2"}
-            await until(lambda: py.alive() == every and keep.alive() == every, 10, "four members",
-                        lambda: f": {py.members()} {keep.members()}")
+            await until(
+                lambda: py.alive() == every and keep.alive() == every,
+                10,
+                "four members",
+                lambda: f": {py.members()} {keep.members()}",
+            )
             await go_members(a, every)
             # A Go node is SIGKILLed: pyln declares it dead (a failure, not a leave).
             await asyncio.to_thread(b.kill)
             took = await until(lambda: "b" not in py.alive(), 20, "pyln detects b")
             assert took > 1.0, "declared dead before any suspicion timeout"
-            await until(lambda: {p.name: p.state for p in py.members()}.get("b") == "dead", 20, "b dead")
+            await until(
+                lambda: {p.name: p.state for p in py.members()}.get("b") == "dead", 20, "b dead"
+            )
             # pyln's node stops without a word: Go declares it failed.
             await py.transport.close()
             ev = await go_wait(a, "leave", timeout=25, node="py")
@@ -166,7 +177,9 @@ def test_graceful_leaves_both_ways(memberlist_peer_factory: PeerFactory) -> None
             assert time.monotonic() - t0 < 3.0
             # Go leaves: pyln records it as left, not dead.
             await asyncio.to_thread(a.stop)
-            await until(lambda: {p.name: p.state for p in py.members()}.get("a") == "left", 5, "a left")
+            await until(
+                lambda: {p.name: p.state for p in py.members()}.get("a") == "left", 5, "a left"
+            )
         finally:
             await py.close()
 

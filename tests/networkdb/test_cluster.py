@@ -45,7 +45,12 @@ def test_creates_updates_deletes_converge(n: int) -> None:
                 assert d.get_entry("ep", "net1", "k1") == b"v1b"
             seen = [await w.__anext__() for _ in range(4)]
             by_key = {(e.kind, e.key) for e in seen}
-            assert by_key == {("create", "k1"), ("create", "k2"), ("update", "k1"), ("delete", "k2")}
+            assert by_key == {
+                ("create", "k1"),
+                ("create", "k2"),
+                ("update", "k1"),
+                ("delete", "k2"),
+            }
         finally:
             await close_all(dbs)
 
@@ -60,8 +65,12 @@ def test_entries_stay_within_their_network() -> None:
             await join_all(dbs[2:], "blue")
             await dbs[0].create_entry("t", "red", "k", b"r")
             await dbs[2].create_entry("t", "blue", "k", b"b")
-            await wait_for(lambda: dbs[1].get_table_by_network("t", "red") == {"k": b"r"}, 10, "red")
-            await wait_for(lambda: dbs[3].get_table_by_network("t", "blue") == {"k": b"b"}, 10, "blue")
+            await wait_for(
+                lambda: dbs[1].get_table_by_network("t", "red") == {"k": b"r"}, 10, "red"
+            )
+            await wait_for(
+                lambda: dbs[3].get_table_by_network("t", "blue") == {"k": b"b"}, 10, "blue"
+            )
             # Network-scoped gossip: the other network's nodes never hold it.
             await asyncio.sleep(0)
             assert dbs[2].get_table_by_network("t", "red") == {}
@@ -87,8 +96,10 @@ def test_conflicting_writes_resolve_by_lamport_time() -> None:
                 dbs[3].update_entry("t", "net", "k", b"from-3"),
             )
             await wait_for(
-                lambda: len({d.get_table_by_network("t", "net").get("k") for d in dbs}) == 1
-                and dbs[0].get_table_by_network("t", "net").get("k") in (b"from-1", b"from-3"),
+                lambda: (
+                    len({d.get_table_by_network("t", "net").get("k") for d in dbs}) == 1
+                    and dbs[0].get_table_by_network("t", "net").get("k") in (b"from-1", b"from-3")
+                ),
                 20,
                 "agreement",
             )
@@ -111,7 +122,9 @@ def test_killed_node_restarted_catches_up() -> None:
             port = dbs[3].transport.port
             await dbs[3].kill()
             live = dbs[:3]
-            await wait_for(lambda: all(len(d.cluster_peers()) == 3 for d in live), 20, "failure seen")
+            await wait_for(
+                lambda: all(len(d.cluster_peers()) == 3 for d in live), 20, "failure seen"
+            )
             await dbs[1].create_entry("t", "net", "b", b"2")
             await wait_for(lambda: everywhere(live, "t", "net", "b", b"2"), 10, "b")
             # Restarted on the same address and name: joins, syncs both entries.
@@ -145,8 +158,12 @@ def test_partition_heals_and_deleted_entries_stay_deleted() -> None:
             heal(dbs)
             # Nobody calls join: reconnects through failed nodes merge the halves.
             await wait_for(lambda: all(len(d.cluster_peers()) == 6 for d in dbs), 40, "healed")
-            await wait_for(lambda: everywhere(dbs, "t", "net", "during", b"z"), 30, "write during split")
-            await wait_for(lambda: everywhere(dbs, "t", "net", "gone", None), 30, "delete everywhere")
+            await wait_for(
+                lambda: everywhere(dbs, "t", "net", "during", b"z"), 30, "write during split"
+            )
+            await wait_for(
+                lambda: everywhere(dbs, "t", "net", "gone", None), 30, "delete everywhere"
+            )
             await wait_for(lambda: everywhere(dbs, "t", "net", "kept", b"y"), 30, "kept entry")
             # Several bulk syncs later, the delete still holds.
             for _ in range(3):
@@ -167,13 +184,19 @@ def test_seed_scenario_every_peer_fails_transiently_and_node_rejoins_by_itself()
             partition([lonely], rest)
             # Every member the node knows fails (for it) at once.
             await wait_for(lambda: len(lonely.cluster_peers()) == 1, 30, "peers failed")
-            await wait_for(lambda: all(len(d.cluster_peers()) == 4 for d in rest), 30, "node failed")
+            await wait_for(
+                lambda: all(len(d.cluster_peers()) == 4 for d in rest), 30, "node failed"
+            )
             await lonely.create_entry("t", "net", "while-alone", b"1")
             await rest[0].create_entry("t", "net", "while-apart", b"2")
             heal(dbs)
             await wait_for(lambda: all(len(d.cluster_peers()) == 5 for d in dbs), 40, "rejoined")
-            await wait_for(lambda: all(len(d.network_peers("net")) == 5 for d in dbs), 30, "network")
-            await wait_for(lambda: everywhere(dbs, "t", "net", "while-alone", b"1"), 30, "its entry")
+            await wait_for(
+                lambda: all(len(d.network_peers("net")) == 5 for d in dbs), 30, "network"
+            )
+            await wait_for(
+                lambda: everywhere(dbs, "t", "net", "while-alone", b"1"), 30, "its entry"
+            )
             await wait_for(lambda: everywhere(dbs, "t", "net", "while-apart", b"2"), 30, "theirs")
         finally:
             await close_all(dbs)
@@ -239,7 +262,9 @@ def test_encrypted_cluster_and_key_rotation() -> None:
             for d in dbs:
                 d.remove_key(k1)
             await dbs[1].update_entry("t", "net", "k", b"rotated")
-            await wait_for(lambda: everywhere(dbs, "t", "net", "k", b"rotated"), 10, "after rotation")
+            await wait_for(
+                lambda: everywhere(dbs, "t", "net", "k", b"rotated"), 10, "after rotation"
+            )
             with pytest.raises(errors.Forbidden):
                 dbs[0].remove_key(k2)  # the primary key cannot be removed
         finally:

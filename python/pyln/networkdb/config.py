@@ -40,22 +40,33 @@ class Config:
         if not self.node_name:
             raise errors.BadRequest("Config.node_name must not be empty")
         if self.profile not in ("lan", "local"):
-            raise errors.BadRequest(f"Config.profile must be 'lan' or 'local', not {self.profile!r}")
+            raise errors.BadRequest(
+                f"Config.profile must be 'lan' or 'local', not {self.profile!r}"
+            )
         for k in self.keys:
             if len(k) not in (16, 24, 32):
                 raise errors.BadRequest(f"encryption keys must be 16, 24 or 32 bytes, not {len(k)}")
         if not 0 <= self.bind_port <= 65535:
             raise errors.BadRequest(f"Config.bind_port out of range: {self.bind_port}")
-        for name in ("gossip_interval", "bulk_sync_interval", "reap_entry_interval",
-                     "retry_interval", "rejoin_interval"):
+        for name in (
+            "gossip_interval",
+            "bulk_sync_interval",
+            "reap_entry_interval",
+            "retry_interval",
+            "rejoin_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise errors.BadRequest(f"Config.{name} must be positive")
 
     def machine_overrides(self) -> dict[str, int | bool]:
         """The memberlist overrides as the machine takes them (microseconds)."""
         durations = {
-            "probe_interval", "probe_timeout", "gossip_interval", "gossip_to_the_dead_time",
-            "push_pull_interval", "tcp_timeout",
+            "probe_interval",
+            "probe_timeout",
+            "gossip_interval",
+            "gossip_to_the_dead_time",
+            "push_pull_interval",
+            "tcp_timeout",
         }
         out: dict[str, int | bool] = {"udp_buffer_size": self.packet_buffer_size}
         for k, v in self.memberlist.items():

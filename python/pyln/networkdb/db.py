@@ -76,11 +76,20 @@ class NetworkDB:
 
         def factory(port: int) -> _core.NetworkDBMachine:
             return _core.NetworkDBMachine(
-                now_us(), cfg.node_name, cfg.bind_addr, port, cfg.profile, list(cfg.keys), seed,
-                cfg.machine_overrides(), cfg.db_settings(),
+                now_us(),
+                cfg.node_name,
+                cfg.bind_addr,
+                port,
+                cfg.profile,
+                list(cfg.keys),
+                seed,
+                cfg.machine_overrides(),
+                cfg.db_settings(),
             )
 
-        tcp_timeout = float(cfg.memberlist.get("tcp_timeout", 1.0 if cfg.profile == "local" else 10.0))
+        tcp_timeout = float(
+            cfg.memberlist.get("tcp_timeout", 1.0 if cfg.profile == "local" else 10.0)
+        )
         self.transport = Transport(factory, cfg.bind_addr, cfg.bind_port, tcp_timeout)
         self.transport.after_input = self._dispatch
         self._watches: set[Watch] = set()

@@ -47,7 +47,13 @@ class Memberlist:
 
         def factory(port: int) -> _core.MemberlistMachine:
             return _core.MemberlistMachine(
-                now_us(), cfg.name, cfg.bind_addr, port, cfg.profile, list(cfg.keys), seed,
+                now_us(),
+                cfg.name,
+                cfg.bind_addr,
+                port,
+                cfg.profile,
+                list(cfg.keys),
+                seed,
                 dict(cfg.overrides),
             )
 

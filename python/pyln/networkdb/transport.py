@@ -78,8 +78,13 @@ class Transport:
     """Binds, then runs `machine` until `close()`. `drop` may return True for
     (direction, host, port) to simulate a partition at the transport."""
 
-    def __init__(self, machine_factory: Callable[[int], Machine], bind_addr: str, bind_port: int,
-                 tcp_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        machine_factory: Callable[[int], Machine],
+        bind_addr: str,
+        bind_port: int,
+        tcp_timeout: float = 10.0,
+    ) -> None:
         self._factory = machine_factory
         self.bind_addr = bind_addr
         self.bind_port = bind_port
@@ -106,7 +111,9 @@ class Transport:
                     self._on_conn, self.bind_addr, self.bind_port, reuse_address=True
                 )
             except OSError as e:
-                raise errors.Unavailable(f"cannot listen on {self.bind_addr}:{self.bind_port}: {e}") from e
+                raise errors.Unavailable(
+                    f"cannot listen on {self.bind_addr}:{self.bind_port}: {e}"
+                ) from e
             port = server.sockets[0].getsockname()[1]
             try:
                 udp, _ = await loop.create_datagram_endpoint(
@@ -122,7 +129,9 @@ class Transport:
             self._server, self._udp, self.port = server, udp, port
             break
         if self._udp is None:
-            raise errors.Unavailable(f"cannot bind UDP on {self.bind_addr}:{self.bind_port}: {last}")
+            raise errors.Unavailable(
+                f"cannot bind UDP on {self.bind_addr}:{self.bind_port}: {last}"
+            )
         self.machine = self._factory(self.port)
         self._timer = asyncio.create_task(self._run_timers())
         self.flush()
@@ -194,7 +203,9 @@ class Transport:
                 writer.write(data)
                 await writer.drain()
                 if token is not None:
-                    reply = await asyncio.wait_for(self._read_frame(reader, bytearray()), self.tcp_timeout)
+                    reply = await asyncio.wait_for(
+                        self._read_frame(reader, bytearray()), self.tcp_timeout
+                    )
             finally:
                 writer.close()
                 with contextlib.suppress(OSError, ConnectionError):
@@ -221,7 +232,9 @@ class Transport:
             return
         for kind, host, port, data, token in self.machine.take_actions():
             if kind == "packet":
-                if self._udp is not None and not (self.drop is not None and self.drop("out", host, port)):
+                if self._udp is not None and not (
+                    self.drop is not None and self.drop("out", host, port)
+                ):
                     self._udp.sendto(data, (host, port))
             else:
                 t = asyncio.create_task(self._stream(host, port, data, token))

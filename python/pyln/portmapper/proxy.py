@@ -596,13 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid is not None and not die_with_parent(args.parent_pid):
         log.error("parent %d is gone", args.parent_pid)
         return 1
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        uvloop = None
-    if uvloop is not None:
-        return int(uvloop.run(_serve(args)))
-    return asyncio.run(_serve(args))
+    # uvloop is a dependency of pyln (networkdb's default loop).
+    import uvloop
+
+    return int(uvloop.run(_serve(args)))
 
 
 if __name__ == "__main__":

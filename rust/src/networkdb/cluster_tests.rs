@@ -176,3 +176,59 @@ fn tombstones_are_reaped() {
     sim.run_until(sim.now + 70 * SEC);
     assert!((0..3).all(|i| sim.node(i).unwrap().core.db.store().is_empty()), "tombstone not reaped");
 }
+
+mod fuzz {
+    use super::*;
+    use crate::wire::memberlist::{encode_message, encode_stream, Message};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// No bytes from the network can crash a node: raw packets, raw
+        /// streams, and well-framed memberlist user messages carrying
+        /// arbitrary networkdb payloads.
+        #[test]
+        fn arbitrary_input_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut n = node(0, 1);
+            n.join_network(0, "net").ok();
+            let from = addr(9);
+            n.handle_packet(1, from, &raw);
+            let _ = n.handle_stream(2, from, &raw);
+            let _ = n.stream_frame_len(&raw);
+            let user = encode_message(&Message::User(raw.clone()));
+            n.handle_packet(3, from, &user);
+            let _ = n.handle_stream(4, from, &encode_stream(&Message::User(raw.clone()), false));
+            n.handle_timeout(5_000_000);
+            let _ = n.take_actions();
+        }
+
+        /// Truncations and bit flips of real traffic.
+        #[test]
+        fn mutated_real_traffic_never_panics(cut in 0usize..400, flip in 0usize..400, bit in 0u8..8) {
+            let mut sim = cluster(3, 11);
+            sim.with(0, |m, now| m.create_entry(now, "t", "net", "k", b"v")).unwrap().unwrap();
+            let mut n = node(5, 3);
+            n.join_network(0, "net").ok();
+            let mut victim = node(6, 4);
+            victim.join(0, &[addr(0)]);
+            victim.join_network(0, "net").ok();
+            victim.create_entry(0, "t", "net", "x", &[1; 50]).ok();
+            victim.handle_timeout(1_000_000);
+            for a in victim.take_actions() {
+                let data = match a {
+                    crate::swim::Action::Packet { data, .. } | crate::swim::Action::Stream { data, .. } => data,
+                };
+                let mut d = data.clone();
+                if !d.is_empty() {
+                    let i = flip % d.len();
+                    d[i] ^= 1 << bit;
+                }
+                d.truncate(cut.min(d.len()));
+                n.handle_packet(2, addr(6), &d);
+                let _ = n.handle_stream(3, addr(6), &d);
+            }
+            let _ = sim;
+        }
+    }
+}
