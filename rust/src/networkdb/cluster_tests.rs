@@ -177,6 +177,87 @@ fn tombstones_are_reaped() {
     assert!((0..3).all(|i| sim.node(i).unwrap().core.db.store().is_empty()), "tombstone not reaped");
 }
 
+#[test]
+fn new_name_on_an_old_address_purges_the_old_record() {
+    let mut sim = cluster(4, 8);
+    sim.with(3, |m, now| m.create_entry(now, "t", "net", "old", b"o")).unwrap().unwrap();
+    sim.run_until(sim.now + 3 * SEC);
+    // Node 3 restarts at once under a new name on the same address.
+    sim.crash(3);
+    let mut fresh = NdbNode::new(sim.now, Config::lan("n3-reborn"), Settings::default(), addr(3), None, 99);
+    fresh.join(sim.now, &[addr(0)]);
+    sim.replace(3, fresh);
+    let live: Vec<usize> = (0..3).collect();
+    assert!(sim.run_until_cond(50_000, sim.now + 30 * SEC, |s| live.iter().all(|&i| s
+        .node(i)
+        .is_some_and(|m| m.core.db.node_state("n3") == Some(super::NodeState::Left)
+            && m.core.db.get_entry("t", "net", "old").is_err()))));
+}
+
+#[test]
+fn periodic_rejoin_through_bootstrap_heals_a_split() {
+    let mut sim = Sim::new(SimConfig { seed: 9, ..Default::default() });
+    // Reconnecting through failed nodes is off (hour-long retry), so only the
+    // periodic rejoin through the bootstrap node can merge the halves.
+    let s = Settings { retry_interval: 3600 * SEC, rejoin_interval: 5 * SEC, ..Settings::default() };
+    for i in 0..4 {
+        let cfg = Config::lan(&format!("n{i}"));
+        sim.add(NdbNode::new(0, cfg, s.clone(), addr(i), None, 900 + i as u64));
+    }
+    for i in 1..4 {
+        sim.with(i, |m, now| m.join(now, &[addr(0)]));
+    }
+    let all: Vec<usize> = (0..4).collect();
+    assert!(sim.run_until_cond(50_000, 20 * SEC, |s| members_converged(s, &all)));
+    sim.set_groups(&[0, 0, 1, 1]);
+    assert!(sim.run_until_cond(100_000, sim.now + 90 * SEC, |s| (0..4)
+        .all(|i| s.node(i).is_some_and(|m| m.cluster_peers().len() == 2))));
+    sim.heal();
+    assert!(sim.run_until_cond(100_000, sim.now + 60 * SEC, |s| members_converged(s, &all)));
+}
+
+#[test]
+fn joining_a_network_with_many_entries_does_not_flood_the_queue() {
+    let mut sim = cluster(3, 10);
+    sim.with(0, |m, now| m.join_network(now, "big")).unwrap().unwrap();
+    sim.with(1, |m, now| m.join_network(now, "big")).unwrap().unwrap();
+    for k in 0..3000 {
+        let key = format!("k{k}");
+        sim.with(k % 2, |m, now| m.create_entry(now, "t", "big", &key, b"v")).unwrap().unwrap();
+    }
+    sim.run_until(sim.now + 60 * SEC);
+    // Node 2 joins late: it learns all 3000 by bulk sync, and relays at most
+    // the queue threshold of them instead of re-gossiping everything.
+    sim.with(2, |m, now| m.join_network(now, "big")).unwrap().unwrap();
+    assert!(sim.run_until_cond(50_000, sim.now + 30 * SEC, |s| s
+        .node(2)
+        .is_some_and(|m| m.core.db.table_by_network("t", "big").len() == 3000)));
+    let m = sim.node(2).unwrap();
+    assert!(m.table_queue_peak() <= m.core.s.max_queue_on_sync + 1, "queue peaked at {}", m.table_queue_peak());
+}
+
+#[test]
+fn bulk_sync_carries_network_attachments() {
+    // b has never heard of c's attachment to the network; a bulk sync from a
+    // (who knows it) alone makes b accept c's entries.
+    let mut sim = cluster(3, 12);
+    sim.with(2, |m, now| m.create_entry(now, "t", "net", "from-c", b"c")).unwrap().unwrap();
+    assert!(sim.run_until_cond(10_000, sim.now + 10 * SEC, |s| s
+        .node(0)
+        .is_some_and(|m| m.core.db.get_entry("t", "net", "from-c").is_ok())));
+    let now = sim.now;
+    let mut b = node(5, 77);
+    b.core.db.node_joined("n0", now);
+    b.core.db.node_joined("n2", now);
+    b.join_network(now, "net").unwrap();
+    let a = sim.node_mut(0).unwrap();
+    a.core.bulk_sync_for_test(now, &["net".to_string()], "n5");
+    let payload = a.core.take_reliable_for_test();
+    assert_eq!(payload.len(), 1);
+    b.core.receive_for_test(now, &payload[0]);
+    assert_eq!(b.core.db.get_entry("t", "net", "from-c").ok(), Some(&b"c"[..]));
+}
+
 mod fuzz {
     use super::*;
     use crate::wire::memberlist::{encode_message, encode_stream, Message};

@@ -12,7 +12,7 @@ use super::convert::{
     table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
-use super::events::{NodeEventType, TableEvent, WatchEvent};
+use super::events::{NetworkEvent, NetworkEventType, NodeEventType, TableEvent, WatchEvent};
 use super::networks::NetworkError;
 use super::nodes::NodeState;
 use super::store::{TableError, TableOutcome};
@@ -222,9 +222,16 @@ impl Core {
             match pb::split_compound_gossip(&b.payload) {
                 Ok(parts) => {
                     for p in parts {
-                        match pb::TableEventRef::decode_gossip(p).ok().and_then(|t| table_from_wire(&t)) {
-                            Some(e) => events.push(e),
-                            None => self.counters.bad_messages += 1,
+                        match pb::GossipMessageRef::decode(p).map(|g| g.r#type) {
+                            Ok(pb::MessageType::TABLE_EVENT) => {
+                                match pb::TableEventRef::decode_gossip(p).ok().and_then(|t| table_from_wire(&t)) {
+                                    Some(e) => events.push(e),
+                                    None => self.counters.bad_messages += 1,
+                                }
+                            }
+                            // Attachments (and anything else) as a normal message.
+                            Ok(_) => self.handle_message(now, p, true, depth + 1),
+                            Err(_) => self.counters.bad_messages += 1,
                         }
                     }
                 }
@@ -248,8 +255,15 @@ impl Core {
 
     fn bulk_sync_node(&mut self, now: u64, networks: &[String], node: &str, unsolicited: bool) {
         let nids: Vec<&str> = networks.iter().map(String::as_str).collect();
+        // The attachments of the synced networks go first, so that the receiver
+        // accepts every owner's entries even if it missed their network events.
+        let mut parts: Vec<Vec<u8>> = self
+            .network_events_for(&nids)
+            .iter()
+            .map(|e| network_to_wire(e).encode_gossip())
+            .collect();
         let evs = self.db.bulk_sync_events(&nids, now);
-        let parts: Vec<Vec<u8>> = evs.iter().map(|e| table_to_wire(e).encode_gossip()).collect();
+        parts.extend(evs.iter().map(|e| table_to_wire(e).encode_gossip()));
         let payload = if parts.is_empty() { Vec::new() } else { pb::make_compound(&parts) };
         let bsm = pb::BulkSyncMessage {
             l_time: self.db.store().clock().time(),
@@ -263,6 +277,34 @@ impl Core {
         if unsolicited {
             self.bulk_pending.insert(node.to_owned(), now + self.s.bulk_sync_timeout);
         }
+    }
+
+    /// Join or leave events for every attachment (this node's and its peers')
+    /// to the given networks, with their Lamport times.
+    fn network_events_for(&self, nids: &[&str]) -> Vec<NetworkEvent> {
+        let me = self.db.node_name();
+        let kind = |leaving: bool| if leaving { NetworkEventType::Leave } else { NetworkEventType::Join };
+        let mut out: Vec<NetworkEvent> = self
+            .db
+            .networks()
+            .own_networks()
+            .filter(|(n, _)| nids.contains(n))
+            .map(|(n, a)| NetworkEvent {
+                kind: kind(a.leaving),
+                ltime: a.ltime,
+                node_name: me.to_owned(),
+                network_id: n.to_owned(),
+            })
+            .collect();
+        out.extend(self.db.networks().all_attachments().filter(|(_, n, _)| nids.contains(n)).map(
+            |(node, n, a)| NetworkEvent {
+                kind: kind(a.leaving),
+                ltime: a.ltime,
+                node_name: self.db.name_of(node).to_owned(),
+                network_id: n.to_owned(),
+            },
+        ));
+        out
     }
 
     /// Bulk sync every network this node shares with `node`.
@@ -355,6 +397,27 @@ impl Core {
 
     fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+impl Core {
+    pub(crate) fn bulk_sync_for_test(&mut self, now: u64, networks: &[String], node: &str) {
+        self.bulk_sync_node(now, networks, node, false);
+    }
+
+    pub(crate) fn take_reliable_for_test(&mut self) -> Vec<Vec<u8>> {
+        self.take_out()
+            .into_iter()
+            .filter_map(|o| match o {
+                Out::Tcp { data, .. } => Some(data),
+                Out::Udp { .. } => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn receive_for_test(&mut self, now: u64, msg: &[u8]) {
+        self.handle_message(now, msg, false, 0);
     }
 }
 
