@@ -208,7 +208,7 @@ class NetworkDB:
 
     # ---- shutdown --------------------------------------------------------------
 
-    async def close(self, timeout: float = 1.0) -> None:
+    async def close(self, timeout: float = 3.0) -> None:
         """Graceful leave: tells the cluster, waits (up to `timeout`) for the
         leave to go out, then stops."""
         if self._closed:

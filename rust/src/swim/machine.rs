@@ -1019,9 +1019,6 @@ impl Memberlist {
     }
 
     pub fn handle_timeout(&mut self, now: u64, d: &mut impl Delegate) {
-        if self.left && self.leave_done {
-            // After a finished leave only the queue drains; nothing else runs.
-        }
         self.expire_relays(now, d);
         self.advance_probe(now, d);
         self.expire_suspicions(now, d);
