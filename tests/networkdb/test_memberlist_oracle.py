@@ -28,7 +28,7 @@ def test_push_pull_stream_decodes_with_msgpack() -> None:
     a.set_local_state(b"user-state")
     tokens = a.join(1, [("127.0.0.1", 7002)])
     (action,) = [x for x in a.take_actions() if x[0] == "stream"]
-    kind, host, port, data, token = action
+    _kind, host, port, data, token = action
     assert (host, port, token) == ("127.0.0.1", 7002, tokens[0])
     assert data[0] == 6  # pushPullMsg
     u = msgpack.Unpacker(raw=True)
