@@ -276,13 +276,21 @@ def test_iptables_layout_is_dockers(topo: Topology) -> None:
     fw.flush()
 
 
-def test_nft_port_conflict(topo: Topology) -> None:
-    fw = new_firewall(topo.host, "nftables")
+def test_port_conflict(topo: Topology, backend: str) -> None:
+    fw = new_firewall(topo.host, backend)
     fw.setup_network(net("n1", "br1", NET1))
     fw.setup_network(net("n2", "br2", NET2))
     fw.add_port_mappings("n1", [PortMapping("tcp", ANY4, 8080, ip("10.220.1.3"), 80)])
     with pytest.raises(FirewallConflict):
         fw.add_port_mappings("n2", [PortMapping("tcp", ANY4, 8080, ip("10.220.2.2"), 80)])
+    # A restarted controller (a new object reading the kernel) refuses it too.
+    again = new_firewall(topo.host, backend)
+    with pytest.raises(FirewallConflict):
+        again.add_port_mappings("n2", [PortMapping("tcp", ANY4, 8080, ip("10.220.2.2"), 80)])
+    # Another protocol, or the port once freed, is fine.
+    again.add_port_mappings("n2", [PortMapping("udp", ANY4, 8080, ip("10.220.2.2"), 80)])
+    fw.remove_port_mappings("n1", [PortMapping("tcp", ANY4, 8080, ip("10.220.1.3"), 80)])
+    fw.add_port_mappings("n2", [PortMapping("tcp", ANY4, 8080, ip("10.220.2.2"), 80)])
     fw.flush()
 
 

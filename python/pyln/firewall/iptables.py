@@ -156,6 +156,36 @@ def _mapping_rules(network_id: str, bridge: str, hairpin: bool, m: PortMapping) 
     }
 
 
+_DNAT_RE = re.compile(r"^-A (\S+) (?:-d (\S+?)/\d+ )?.*?-p (\w+) .*?--dport (\d+) -j DNAT")
+
+# (proto, host port) -> [(host address or None for any, network chain)]
+_PortIndex = dict[tuple[str, int], list[tuple[str | None, str]]]
+
+
+def _port_index(nat: _Table) -> _PortIndex:
+    """The host ports mapped by pyln's network chains, from a nat table dump."""
+    index: _PortIndex = {}
+    for chain, lines in nat.rules.items():
+        if not chain.startswith("DOCKER-N-"):
+            continue
+        for ln in lines:
+            mt = _DNAT_RE.match(ln)
+            if mt:
+                key = (mt.group(3), int(mt.group(4)))
+                index.setdefault(key, []).append((mt.group(2), chain))
+    return index
+
+
+def _clashes(index: _PortIndex, m: PortMapping) -> list[tuple[str | None, str]]:
+    """Mappings already installed that take the same host address and port."""
+    host = None if m.any_host else str(m.host_ip)
+    return [
+        (h, c)
+        for h, c in index.get((m.proto, m.host_port), [])
+        if h is None or host is None or h == host
+    ]
+
+
 def _comment_id(line: str) -> str | None:
     mt = _COMMENT_RE.search(line)
     return mt.group(1) if mt else None
@@ -173,6 +203,10 @@ class IptablesFirewall(Firewall):
         # (network id, IP version) -> (bridge, hairpin), so adding a mapping is one
         # restore call; dropped whenever this object changes or removes the network.
         self._info_cache: dict[tuple[str, int], tuple[str, bool]] = {}
+        # Per IP version, the host ports mapped (read from the kernel once, then kept
+        # up to date by this object), so a clashing mapping is refused as nftables'
+        # map refuses a duplicate key.
+        self._ports: dict[int, _PortIndex] = {}
 
     # -- reading --------------------------------------------------------------------
 
@@ -303,6 +337,7 @@ class IptablesFirewall(Firewall):
         with self._lock:
             for v in self._families:
                 self._info_cache.pop((network_id, v), None)
+                self._ports.pop(v, None)
             for v, tables in self._versions_installed(network_id).items():
                 self._families[v].apply(
                     self.ns, self._removal(tables, network_id), f"removing network {network_id}"
@@ -332,15 +367,32 @@ class IptablesFirewall(Firewall):
                         f"network {network_id} has no IPv{v} rules installed ({fam.save})"
                     )
                 bridge, hairpin = info
+                index = self._port_index(v)
+                staged: _PortIndex = {k: list(x) for k, x in index.items()}
                 cmds: dict[str, list[str]] = {"filter": [], "nat": []}
                 for m in ms:
+                    clash = _clashes(staged, m)
+                    if clash:
+                        raise FirewallConflict(
+                            f"{m.proto} port {m.host_port} on {m.host_ip} is already mapped"
+                            f" ({', '.join(h or 'any address' for h, _ in clash)})"
+                        )
+                    host = None if m.any_host else str(m.host_ip)
+                    staged.setdefault((m.proto, m.host_port), []).append((host, chain))
                     for tname, body in _mapping_rules(network_id, bridge, hairpin, m).items():
                         cmds[tname].append(f"-A {chain} {body}")
                 try:
                     fam.apply(self.ns, cmds, f"adding port mappings to {network_id}")
                 except FirewallError:
                     self._info_cache.pop((network_id, v), None)
+                    self._ports.pop(v, None)
                     raise
+                self._ports[v] = staged
+
+    def _port_index(self, v: int) -> _PortIndex:
+        if v not in self._ports:
+            self._ports[v] = _port_index(self._families[v].read(self.ns).get("nat", _Table()))
+        return self._ports[v]
 
     def _cached_info(self, network_id: str, v: int) -> tuple[str, bool] | None:
         """The network's (bridge, hairpin), read from the kernel once per object: adding
@@ -372,13 +424,24 @@ class IptablesFirewall(Firewall):
                         line = f"-A {chain} {body}"
                         n = tables.get(tname, _Table()).lines(chain).count(line)
                         cmds[tname] += ["-D" + line[2:]] * n  # every copy (adds append)
-                fam.apply(self.ns, cmds, f"removing port mappings of {network_id}")
+                try:
+                    fam.apply(self.ns, cmds, f"removing port mappings of {network_id}")
+                except FirewallError:
+                    self._ports.pop(v, None)  # unknown state: re-read on next use
+                    raise
+                index = self._ports.get(v)
+                for m in ms if index is not None else ():
+                    host = None if m.any_host else str(m.host_ip)
+                    held = index.get((m.proto, m.host_port), [])
+                    while (host, chain) in held:
+                        held.remove((host, chain))
 
     # -- everything -------------------------------------------------------------------------
 
     def flush(self) -> None:
         with self._lock:
             self._info_cache.clear()
+            self._ports.clear()
             for fam in self._families.values():
                 tables = fam.read(self.ns)
                 out: dict[str, list[str]] = {}
