@@ -429,12 +429,13 @@ class IptablesFirewall(Firewall):
                 except FirewallError:
                     self._ports.pop(v, None)  # unknown state: re-read on next use
                     raise
-                index = self._ports.get(v)
-                for m in ms if index is not None else ():
-                    host = None if m.any_host else str(m.host_ip)
-                    held = index.get((m.proto, m.host_port), [])
-                    while (host, chain) in held:
-                        held.remove((host, chain))
+                held_ports = self._ports.get(v)
+                if held_ports is not None:
+                    for m in ms:
+                        host = None if m.any_host else str(m.host_ip)
+                        held = held_ports.get((m.proto, m.host_port), [])
+                        while (host, chain) in held:
+                            held.remove((host, chain))
 
     # -- everything -------------------------------------------------------------------------
 
