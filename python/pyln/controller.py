@@ -15,6 +15,7 @@ import ipaddress
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from pyln.store import SQLiteStore, Store
 from pyln.types import PortBinding, TransportPort
 
 DEFAULT_STATE_DIR = Path("/var/lib/pyln")
+# How long a new controller waits for the state directory lock before StateDirInUse.
+LOCK_WAIT = 1.0
 NET, EP, SBX = "pyln/network/", "pyln/endpoint/", "pyln/sandbox/"
 # Networks of these drivers get no IPAM pools (libnetwork's hasSpecialDriver).
 SPECIAL_DRIVERS = ("null", "host")
@@ -77,13 +80,20 @@ class Controller:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lockfile = open(self.state_dir / "controller.lock", "a+")
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lockfile.close()
-            raise errors.StateDirInUse(
-                f"state directory {self.state_dir} is in use by another controller"
-            ) from None
+        # A controller killed a moment ago may still be exiting (a thread finishing a
+        # netlink call that waits on the kernel); give it a short while.
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._lockfile.close()
+                    raise errors.StateDirInUse(
+                        f"state directory {self.state_dir} is in use by another controller"
+                    ) from None
+                time.sleep(0.02)
         self._lock = threading.RLock()
         self.host_ns = host_namespace or Namespace.current()
         self.store: Store = store or SQLiteStore(self.state_dir)

@@ -139,3 +139,69 @@ def test_kill_9_at_random_points(
         ep.delete(force=True)
     c.network_by_name("n").delete()
     c.close()
+
+
+NET_CHURN = """
+import random, sys
+import pyln
+from pyln.osl import Namespace
+host = Namespace.open(sys.argv[1])
+c = pyln.Controller(sys.argv[2], {"bridge": {"firewall": sys.argv[4]}}, host_namespace=host)
+rng = random.Random(int(sys.argv[3]))
+i = rng.randrange(1_000_000)
+while True:
+    i += 1
+    nets = [n for n in c.networks() if n.name.startswith("x")]
+    if len(nets) < 4 and rng.random() < 0.6:
+        c.new_network("bridge", f"x{i}")
+    elif nets:
+        rng.choice(nets).delete()
+    print("op", flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_kill_9_during_network_churn_leaves_no_bridge_or_rules(
+    make_ns: Callable[[str], Namespace], tmp_path: Path, backend: str
+) -> None:
+    """A crash in the middle of a network create or delete: after a restart the
+    bridges and firewall rules are exactly those of the networks that exist."""
+    host = make_ns("host")
+    state = tmp_path / "state"
+    rng = random.Random(5)
+    for round_ in range(6):
+        child = subprocess.Popen(
+            [sys.executable, "-c", NET_CHURN, str(host.path), str(state), str(round_), backend],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        for _ in range(rng.randrange(2, 15)):
+            if not child.stdout.readline():
+                pytest.fail(f"churn process died: {child.stderr.read() if child.stderr else ''}")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        if child.stderr:
+            child.stderr.close()
+        c = pyln.Controller(state, {"bridge": {"firewall": backend}}, host_namespace=host)
+        try:
+            drv = c.driver("bridge")
+            drv.reaper.drain()  # type: ignore[attr-defined]
+            bridges = {
+                str(link.get("ifname"))
+                for link in host.netlink().get_links()
+                if interfaces.link_kind(host, str(link.get("ifname"))) == "bridge"
+            }
+            expected = {drv.networks[n.id].bridge for n in c.networks()}  # type: ignore[attr-defined]
+            assert bridges == expected, "orphaned or missing bridges"
+            assert drv.firewall.networks() == sorted(n.id for n in c.networks())  # type: ignore[attr-defined]
+            gone = {str(link.get("ifname")) for link in host.netlink().get_links()}
+            assert not {g for g in gone if g.startswith("gone")}, "parked links left"
+        finally:
+            c.close()
+    c = pyln.Controller(state, {"bridge": {"firewall": backend}}, host_namespace=host)
+    for n in c.networks():
+        n.delete()
+    c.close()

@@ -41,6 +41,9 @@ DEFAULT_BRIDGE_NAME = "pyln0"
 IFNAMSIZ = 15
 STORE_PREFIX = "bridge/endpoint/"
 PENDING_PREFIX = "bridge/pending-delete/"
+# bridge/network/<nid> -> bridge name, written before the driver creates a bridge, so
+# that a bridge of a network a crash left unrecorded is found and removed again.
+BRIDGE_PREFIX = "bridge/network/"
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +194,9 @@ class BridgeDriver(Driver):
         # transaction; once its bridge is parked no traffic reaches them, so they go in
         # the background. The firewall's own lock orders this before any later change.
         self._fw_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyln-fw")
-        self._fw_pending: list[Future[None]] = []
+        # Background removals of deleted networks' rules, with their subnets: a new
+        # network on one of those subnets waits for its removal first.
+        self._fw_pending: list[tuple[Future[None], tuple[Any, ...]]] = []
 
     # -- networks -------------------------------------------------------------------
 
@@ -249,11 +254,15 @@ class BridgeDriver(Driver):
                 default=default,
             )
             addresses = [a for a in (net.gateway_v4, net.gateway_v6) if a is not None]
+            self._record_bridge(nid, name)
             net.bridge_index = interfaces.create_bridge(
                 self.ctx.host_namespace, name, mtu=mtu, addresses=addresses
             )
             if ipv6:
                 self.ctx.host_namespace.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
+            for fut, old in self._fw_pending:
+                if not fut.done() and any(a.overlaps(b) for a in old for b in net.subnets):
+                    fut.exception()  # wait; a failure was logged by whoever waits in close
             self.firewall.setup_network(
                 NetworkRules(
                     nid, name, net.subnets,
@@ -262,24 +271,67 @@ class BridgeDriver(Driver):
             )  # fmt: skip
             self.networks[nid] = net
 
+    def _record_bridge(self, nid: str, name: str) -> None:
+        """Notes, before creating it, that `name` is the bridge of `nid`, unless the
+        link already exists (a bridge the user made, or ours being adopted)."""
+        store = self.ctx.store
+        if store is None:
+            return
+        try:
+            interfaces.link_index(self.ctx.host_namespace, name)
+        except errors.NotFound:
+            store.put(BRIDGE_PREFIX + nid, name)
+
+    def _recorded_bridge(self, nid: str) -> str | None:
+        store = self.ctx.store
+        if store is None:
+            return None
+        try:
+            return str(store.get(BRIDGE_PREFIX + nid).value)
+        except errors.NotFound:
+            return None
+
+    def _forget_bridge(self, nid: str) -> None:
+        if self.ctx.store is not None:
+            self.ctx.store.delete(BRIDGE_PREFIX + nid)
+
+    def _collect_bridge(self, nid: str) -> None:
+        """Removes the bridge this driver created for `nid`, which no network has."""
+        name = self._recorded_bridge(nid)
+        if name is not None and interfaces.link_kind(self.ctx.host_namespace, name) == "bridge":
+            self._park(self.ctx.host_namespace, name)
+        self._forget_bridge(nid)
+
     def delete_network(self, nid: str) -> None:
         with self._lock:
             net = self.networks.pop(nid, None)
             if net is not None:
                 # Unregistering a bridge waits ~50 ms on RCU: park it and reap it later.
                 self._park(self.ctx.host_namespace, net.bridge)
+                self._forget_bridge(nid)
+            else:
+                # A network a crash left half made or half deleted (restore's rollback).
+                self._collect_bridge(nid)
             # A crash before this finishes leaves rules of a network no record has:
             # restore_done() removes those.
-            self._fw_pending = [f for f in self._fw_pending if not f.done()]
-            self._fw_pending.append(self._fw_worker.submit(self.firewall.remove_network, nid))
+            self._fw_pending = [(f, n) for f, n in self._fw_pending if not f.done()]
+            subnets = net.subnets if net is not None else ()
+            self._fw_pending.append(
+                (self._fw_worker.submit(self.firewall.remove_network, nid), subnets)
+            )
 
     def restore_done(self) -> None:
-        """Removes firewall rules of networks that no longer exist (a crash during a
-        network delete)."""
+        """Removes firewall rules and bridges of networks that no longer exist (a crash
+        during a network create or delete)."""
         with self._lock:
             for nid in self.firewall.networks():
                 if nid not in self.networks:
                     self.firewall.remove_network(nid)
+            if self.ctx.store is not None:
+                for entry in self.ctx.store.list(BRIDGE_PREFIX):
+                    nid = entry.key.removeprefix(BRIDGE_PREFIX)
+                    if nid not in self.networks:
+                        self._collect_bridge(nid)
 
     def _park(self, ns: Namespace, name: str) -> bool:
         """Takes link `name` down, renames it to a name no live link can have (recorded
@@ -535,7 +587,7 @@ class BridgeDriver(Driver):
 
     def close(self) -> None:
         self._fw_worker.shutdown(wait=True)
-        for f in self._fw_pending:
+        for f, _ in self._fw_pending:
             if f.exception() is not None:
                 log.warning("removing network rules failed: %s", f.exception())
         self.reaper.close()

@@ -177,6 +177,14 @@ def _kind(msg: Any) -> str | None:
     return str(kind) if kind is not None else None
 
 
+def link_kind(ns: Namespace, name: str) -> str | None:
+    """The kind of link `name` in `ns` ("bridge", "veth", ...), or None if there is no
+    such link (or it has no kind)."""
+    with ns_netlink(ns) as ipr:
+        msg = _get_link(ipr, name)
+        return None if msg is None else _kind(msg)
+
+
 def link_exists(ns: Namespace, name: str) -> bool:
     """Whether a link called `name` is in `ns`."""
     with ns_netlink(ns) as ipr:

@@ -596,10 +596,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid is not None and not die_with_parent(args.parent_pid):
         log.error("parent %d is gone", args.parent_pid)
         return 1
-    # uvloop is a dependency of pyln (networkdb's default loop).
-    import uvloop
-
-    return int(uvloop.run(_serve(args)))
+    # The stdlib loop on purpose: the proxy relies on its half-close and add_reader
+    # behaviour for TCP and UDP relaying (uvloop differs there).
+    return int(asyncio.run(_serve(args)))
 
 
 if __name__ == "__main__":
