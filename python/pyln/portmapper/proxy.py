@@ -5,7 +5,7 @@
 
 It enters the namespace first (setns affects only the calling thread, so this happens
 before any thread or socket exists), then serves TCP and UDP forwards on an asyncio
-loop (uvloop when importable) and takes orders as JSON lines on a unix stream socket:
+loop and takes orders as JSON lines on a unix stream socket:
 
     {"op": "add", "proto": "tcp", "host_ip": "127.0.0.1", "host_port": 8080,
      "backend_ip": "10.230.0.2", "backend_port": 80}    -> {"ok": true, "host_port": 8080}
@@ -18,7 +18,7 @@ Failures answer {"ok": false, "error": "...", "kind": K} with K one of "bind" (t
 host address cannot be bound), "bad_request", "not_found" or "internal"; bad input
 never stops the process. SIGTERM (also sent when the parent dies) stops it cleanly.
 
-This module imports the standard library only (and uvloop if present), so the
+This module imports the standard library only, so the
 manager runs it as a file (`python -I .../proxy.py`) without loading the pyln package.
 """
 
