@@ -270,6 +270,10 @@ class BridgeDriver(Driver):
                 )
             )  # fmt: skip
             self.networks[nid] = net
+            if self.userland_proxy:
+                # Start the one proxy process now, in the background, so that the
+                # first published port does not wait ~60 ms for it.
+                self.proxy.prestart()
 
     def _record_bridge(self, nid: str, name: str) -> None:
         """Notes, before creating it, that `name` is the bridge of `nid`, unless the

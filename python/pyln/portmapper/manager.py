@@ -9,6 +9,7 @@ import ipaddress
 import json
 import logging
 import os
+import queue
 import select
 import signal
 import socket
@@ -105,6 +106,12 @@ class ProxyManager:
         self._rbuf = b""
         self._forwards: dict[tuple[str, str, int], Forward] = {}
         self._lock = threading.RLock()
+        # The proxy asks for SIGTERM when the *thread* that spawned it exits, so every
+        # spawn happens in one long-lived thread: callers (and prestart) may come and go.
+        self._keeper: threading.Thread | None = None
+        self._jobs: queue.Queue[tuple[Any, queue.Queue[BaseException | None]] | None] = (
+            queue.Queue()
+        )
 
     def __repr__(self) -> str:
         return f"ProxyManager({self.ns!r}, pid={self.pid})"
@@ -140,6 +147,48 @@ class ProxyManager:
             self._spawn()
             self._restore()
 
+    def prestart(self) -> None:
+        """Starts the proxy in the background, so that the first published port does
+        not wait for the process to start. Errors are only logged: the next call that
+        needs the proxy starts it (and reports them)."""
+
+        def job() -> None:
+            if not self._lock.acquire(blocking=False):
+                return  # someone is using or starting it right now
+            try:
+                if self._proc is None or self._proc.poll() is not None:
+                    self._spawn_now()
+                    self._restore()
+            except ProxyError as e:
+                log.warning("proxy prestart failed: %s", e)
+            finally:
+                self._lock.release()
+
+        self._submit(job)
+
+    def _submit(self, job: Any) -> queue.Queue[BaseException | None]:
+        done: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
+        with self._lock:
+            if self._keeper is None or not self._keeper.is_alive():
+                self._keeper = threading.Thread(
+                    target=self._keep, name="pyln-proxy-keeper", daemon=True
+                )
+                self._keeper.start()
+        self._jobs.put((job, done))
+        return done
+
+    def _keep(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, done = item
+            try:
+                job()
+                done.put(None)
+            except BaseException as e:  # handed to the waiting caller
+                done.put(e)
+
     def ensure(self) -> bool:
         """Makes sure a responsive proxy runs with every known forward; returns True if
         it had to be (re)started. A hung proxy is killed. Raises ForwardsLost if some
@@ -164,6 +213,10 @@ class ProxyManager:
             if proc is not None:
                 self._terminate(proc)
             self.control_path.unlink(missing_ok=True)
+            keeper, self._keeper = self._keeper, None
+        if keeper is not None and keeper.is_alive():
+            self._jobs.put(None)
+            keeper.join(timeout=self.stop_timeout)
 
     # -- forwards -------------------------------------------------------------------
 
@@ -300,6 +353,15 @@ class ProxyManager:
             raise ForwardsLost(list(failures))
 
     def _spawn(self) -> None:
+        """Starts the process (in the keeper thread) and waits until it is ready."""
+        if threading.current_thread() is self._keeper:
+            self._spawn_now()
+            return
+        err = self._submit(self._spawn_now).get()
+        if err is not None:
+            raise err
+
+    def _spawn_now(self) -> None:
         """Starts the process and waits for its "ready" line on a pipe (no polling)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.control_path.unlink(missing_ok=True)
