@@ -207,6 +207,11 @@ class IptablesFirewall(Firewall):
         # up to date by this object), so a clashing mapping is refused as nftables'
         # map refuses a duplicate key.
         self._ports: dict[int, _PortIndex] = {}
+        # Per IP version, what this object knows is installed: network id -> bridge,
+        # and whether the shared chains and jumps are all there. With it, setting up a
+        # new network is one restore call and no read (this object is the only writer
+        # while it holds the state directory). Dropped on any error, re-read on use.
+        self._known: dict[int, tuple[dict[str, str], bool]] = {}
 
     # -- reading --------------------------------------------------------------------
 
@@ -251,19 +256,65 @@ class IptablesFirewall(Firewall):
         with self._lock:
             for v in self._families:
                 self._info_cache.pop((nid, v), None)
-            for v, fam in self._families.items():
-                tables = fam.read(self.ns)
-                if not rules.family_subnets(v):
-                    if self._network_info(tables, nid) is not None:
-                        fam.apply(self.ns, self._removal(tables, nid), f"removing {nid}")
-                    continue
-                for line in tables.get("filter", _Table()).lines(DOCKER):
-                    owner = _comment_id(line)
-                    if owner not in (None, nid) and f"-o {rules.bridge} " in line + " ":
-                        raise FirewallConflict(
-                            f"bridge {rules.bridge} already belongs to network {owner}"
+            try:
+                for v, fam in self._families.items():
+                    nets, skeleton = self._known_state(v)
+                    for other, br in nets.items():
+                        if other != nid and br == rules.bridge:
+                            raise FirewallConflict(
+                                f"bridge {rules.bridge} already belongs to network {other}"
+                            )
+                    if not rules.family_subnets(v):
+                        if nid in nets:
+                            tables = fam.read(self.ns)
+                            fam.apply(self.ns, self._removal(tables, nid), f"removing {nid}")
+                            nets.pop(nid, None)
+                        continue
+                    if nid not in nets and skeleton:
+                        # A new network on a complete skeleton: its chain and rules only.
+                        chain = net_chain(nid)
+                        cmds: dict[str, list[str]] = {
+                            "filter": [f":{chain} - [0:0]"],
+                            "nat": [f":{chain} - [0:0]"],
+                        }
+                        for tname, want in _network_rules(rules, v).items():
+                            for ch, pos, body in want:
+                                cmds[tname].append(
+                                    f"-I {ch} {pos} {body}" if pos else f"-A {ch} {body}"
+                                )
+                        fam.apply(self.ns, cmds, f"setting up network {nid}")
+                    else:
+                        tables = fam.read(self.ns)
+                        fam.apply(
+                            self.ns, self._setup(tables, rules, v), f"setting up network {nid}"
                         )
-                fam.apply(self.ns, self._setup(tables, rules, v), f"setting up network {nid}")
+                        self._known[v] = (nets, True)
+                    nets[nid] = rules.bridge
+            except FirewallError:
+                self._known.clear()
+                raise
+
+    def _known_state(self, v: int) -> tuple[dict[str, str], bool]:
+        """(network id -> bridge, skeleton complete) of family `v`, read once."""
+        if v not in self._known:
+            tables = self._families[v].read(self.ns)
+            nets: dict[str, str] = {}
+            for line in tables.get("filter", _Table()).lines(DOCKER):
+                nid = _comment_id(line)
+                if nid is not None and "-j DOCKER-N-" in line and "-o " in line:
+                    nets[nid] = line.split("-o ", 1)[1].split()[0]
+            filt, nat = tables.get("filter", _Table()), tables.get("nat", _Table())
+            skeleton = (
+                {DOCKER, USER, STAGE1, STAGE2} <= filt.chains
+                and DOCKER in nat.chains
+                and not self._ensure_forward_jumps(filt)
+                and all(
+                    any(ln.endswith(f"--dst-type LOCAL -j {DOCKER}") for ln in nat.lines(hook))
+                    for hook in ("PREROUTING", "OUTPUT")
+                )
+            )
+            self._known[v] = (nets, skeleton)
+        return self._known[v]
 
     def _setup(
         self, tables: dict[str, _Table], rules: NetworkRules, v: int
@@ -338,10 +389,18 @@ class IptablesFirewall(Firewall):
             for v in self._families:
                 self._info_cache.pop((network_id, v), None)
                 self._ports.pop(v, None)
-            for v, tables in self._versions_installed(network_id).items():
-                self._families[v].apply(
-                    self.ns, self._removal(tables, network_id), f"removing network {network_id}"
-                )
+                if v in self._known:
+                    self._known[v][0].pop(network_id, None)
+            try:
+                for v, tables in self._versions_installed(network_id).items():
+                    self._families[v].apply(
+                        self.ns,
+                        self._removal(tables, network_id),
+                        f"removing network {network_id}",
+                    )
+            except FirewallError:
+                self._known.clear()
+                raise
                 # Chains left by a half-done setup (no jump rule yet) are not found by
                 # _versions_installed; they hold no traffic and are removed by flush().
 
@@ -443,6 +502,7 @@ class IptablesFirewall(Firewall):
         with self._lock:
             self._info_cache.clear()
             self._ports.clear()
+            self._known.clear()
             for fam in self._families.values():
                 tables = fam.read(self.ns)
                 out: dict[str, list[str]] = {}
