@@ -93,8 +93,10 @@ class Transport:
         self.port = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
-        self._wake = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
+        # One loop timer at the machine's next deadline, moved only when that changes.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._closed = False
@@ -133,7 +135,7 @@ class Transport:
                 f"cannot bind UDP on {self.bind_addr}:{self.bind_port}: {last}"
             )
         self.machine = self._factory(self.port)
-        self._timer = asyncio.create_task(self._run_timers())
+        self._loop = loop
         self.flush()
 
     @property
@@ -240,7 +242,7 @@ class Transport:
                 t = asyncio.create_task(self._stream(host, port, data, token))
                 self._tasks.add(t)
                 t.add_done_callback(self._tasks.discard)
-        self._wake.set()
+        self._arm()
         if self.after_input is not None:
             self.after_input()
 
@@ -250,18 +252,33 @@ class Transport:
         self._waiters[token] = fut
         return fut
 
-    async def _run_timers(self) -> None:
-        while not self._closed:
-            m = self.machine
-            if m is None:
+    def _arm(self) -> None:
+        """Schedules `_on_timer` at the machine's next deadline (if it moved)."""
+        m = self.machine
+        if m is None or self._closed or self._loop is None:
+            return
+        at = m.poll_timeout()
+        if self._timer is not None:
+            if at == self._timer_at:
                 return
-            delay = (m.poll_timeout() - now_us()) / 1e6
-            if delay > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                continue
-            m.handle_timeout(now_us())
+            self._timer.cancel()
+        self._timer_at = at
+        # Whole milliseconds, rounded up: the loop's timers step in milliseconds, and a
+        # shorter delay would run the callback early, again and again, until due.
+        ms = max(0, -(-(at - now_us()) // 1000))
+        self._timer = self._loop.call_later(ms / 1000, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        m = self.machine
+        if m is None or self._closed:
+            return
+        try:
+            now = now_us()
+            # The loop's clock has millisecond steps: a timer may fire a little early.
+            if m.poll_timeout() <= now:
+                m.handle_timeout(now)
+        finally:
             self.flush()
 
     async def close(self) -> None:
@@ -270,8 +287,7 @@ class Transport:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            self._timer = None
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
@@ -285,3 +301,10 @@ class Transport:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        # Drop the machine here, on the loop's thread. The layer above holds this
+        # transport in a reference cycle (after_input is its bound method), so the
+        # machine would otherwise be freed by the cyclic GC on whatever thread runs
+        # it, and an unsendable PyO3 object dropped on another thread is leaked
+        # with an error printed.
+        self.after_input = None
+        self.machine = None
