@@ -50,6 +50,7 @@ fn settings(d: Option<&Bound<'_, PyDict>>, packet_buffer_size: usize) -> PyResul
                 "reap_entry_interval" => s.reap_entry_interval = v.extract()?,
                 "max_queue_on_sync" => s.max_queue_on_sync = v.extract()?,
                 "table_retransmit_mult" => s.table_retransmit_mult = v.extract()?,
+                "eager_delay" => s.eager_delay = v.extract()?,
                 other => return Err(PyValueError::new_err(format!("unknown networkdb setting {other:?}"))),
             }
         }

@@ -49,6 +49,10 @@ pub struct Settings {
     pub max_queue_on_sync: usize,
     pub packet_buffer_size: usize,
     pub reap_entry_interval: u64,
+    /// A table event queued (new or relayed) is gossiped after this delay rather
+    /// than at the next tick, so each hop costs a network delay, not half a gossip
+    /// interval. 0 turns it off (libnetwork gossips only on the tick).
+    pub eager_delay: u64,
 }
 
 impl Default for Settings {
@@ -66,6 +70,7 @@ impl Default for Settings {
             max_queue_on_sync: 500,
             packet_buffer_size: 1400,
             reap_entry_interval: 30 * 60 * 1_000_000,
+            eager_delay: 5_000,
         }
     }
 }
@@ -108,6 +113,8 @@ pub struct Core {
     pub counters: NdbCounters,
     leave_token: Option<u64>,
     leave_sent: bool,
+    /// Something new was queued for network gossip since the last round.
+    fresh: bool,
 }
 
 fn table_key(nid: &str, table: &str, key: &str) -> Vec<u8> {
@@ -208,6 +215,7 @@ impl Core {
             self.counters.relayed += 1;
             let bytes = table_to_wire(&rb).encode_gossip();
             q.push(bytes, Some(table_key(&rb.network_id, &rb.table_name, &rb.key)), None);
+            self.fresh = true;
         }
     }
 
@@ -332,6 +340,7 @@ impl Core {
         }
         if let Some(q) = self.table_q.get_mut(&e.network_id) {
             q.push(bytes, Some(table_key(&e.network_id, &e.table_name, &e.key)), None);
+            self.fresh = true;
         }
     }
 
@@ -524,6 +533,7 @@ pub struct NdbNode {
     reconnecting: bool,
     leaving_deadline: Option<u64>,
     ml_left: bool,
+    eager_at: Option<u64>,
     next_gossip: u64,
     next_bulk: u64,
     next_reap: u64,
@@ -563,6 +573,7 @@ impl NdbNode {
             counters: NdbCounters::default(),
             leave_token: None,
             leave_sent: false,
+            fresh: false,
         };
         NdbNode {
             ml,
@@ -574,6 +585,7 @@ impl NdbNode {
             reconnecting: false,
             leaving_deadline: None,
             ml_left: false,
+            eager_at: None,
             next_gossip,
             next_bulk,
             next_reap,
@@ -670,6 +682,13 @@ impl NdbNode {
     }
 
     fn after(&mut self, now: u64) {
+        if self.core.fresh {
+            self.core.fresh = false;
+            let d = self.core.s.eager_delay;
+            if d > 0 && self.eager_at.is_none() && self.next_gossip > now + d {
+                self.eager_at = Some(now + d);
+            }
+        }
         self.flush();
         if let Some(deadline) = self.leaving_deadline {
             if !self.ml_left && (self.core.leave_sent || now >= deadline) {
@@ -685,6 +704,9 @@ impl NdbNode {
         if !self.ml_left {
             t = t.min(self.next_gossip).min(self.next_bulk).min(self.next_reap).min(self.next_retry);
             t = t.min(self.next_rejoin);
+            if let Some(e) = self.eager_at {
+                t = t.min(e);
+            }
         }
         if let (Some(d), false) = (self.leaving_deadline, self.ml_left) {
             t = t.min(d);
@@ -703,6 +725,10 @@ impl NdbNode {
             while self.next_gossip <= now {
                 self.next_gossip += self.core.s.gossip_interval;
             }
+            self.eager_at = None;
+            self.core.gossip();
+        } else if self.eager_at.is_some_and(|e| now >= e) {
+            self.eager_at = None;
             self.core.gossip();
         }
         if now >= self.next_bulk {
@@ -889,12 +915,13 @@ impl NdbNode {
         self.ml_left && self.ml.leave_finished()
     }
 
-    /// Alive members (this node included): name and address.
+    /// Live members (this node included): name and address. A suspected node
+    /// stays until memberlist declares it dead, as in libnetwork.
     pub fn cluster_peers(&self) -> Vec<(String, SocketAddr)> {
         self.ml
             .members()
             .into_iter()
-            .filter(|m| m.state == node_state::ALIVE)
+            .filter(|m| m.state == node_state::ALIVE || m.state == node_state::SUSPECT)
             .map(|m| (m.name, m.addr))
             .collect()
     }

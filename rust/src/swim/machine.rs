@@ -159,8 +159,17 @@ pub struct Memberlist {
     left: bool,
     leave_token: Option<u64>,
     leave_done: bool,
+    /// One extra push/pull with a random live member shortly after a join.
+    followup_at: Option<u64>,
     pub counters: Counters,
 }
+
+/// How long after a join the follow-up push/pull runs. When many nodes join at
+/// once, each alive message is only retransmitted a few times and some pairs of
+/// nodes miss every copy; memberlist then waits for the periodic push/pull (15 to
+/// 60 s). One early exchange with a random member fixes that (wire-compatible: it
+/// is an ordinary push/pull).
+pub const JOIN_FOLLOWUP: u64 = 500_000;
 
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     match ip {
@@ -239,6 +248,7 @@ impl Memberlist {
             left: false,
             leave_token: None,
             leave_done: false,
+            followup_at: None,
             counters: Counters::default(),
         };
         m.incarnation += 1;
@@ -964,7 +974,7 @@ impl Memberlist {
     /// Starts a push/pull join with each address; returns one token per
     /// address (see `handle_stream_reply`).
     pub fn join(&mut self, now: u64, addrs: &[SocketAddr], d: &mut impl Delegate) -> Vec<u64> {
-        let _ = now;
+        self.followup_at = Some(now + JOIN_FOLLOWUP);
         let mut tokens = Vec::with_capacity(addrs.len());
         for &a in addrs {
             let t = self.token();
@@ -1006,6 +1016,9 @@ impl Memberlist {
     /// The earliest time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> u64 {
         let mut t = self.next_probe.min(self.next_gossip).min(self.next_push_pull);
+        if let Some(f) = self.followup_at {
+            t = t.min(f);
+        }
         if let Some(p) = &self.probe {
             t = t.min(if p.indirect_sent { p.deadline } else { p.timeout_at });
         }
@@ -1035,6 +1048,12 @@ impl Memberlist {
                 self.next_gossip += self.cfg.gossip_interval;
             }
             self.gossip(now, d);
+        }
+        if self.followup_at.is_some_and(|f| now >= f) {
+            self.followup_at = None;
+            if !self.left {
+                self.push_pull(d);
+            }
         }
         if now >= self.next_push_pull {
             let iv = push_pull_scale(self.cfg.push_pull_interval, self.nodes.len());
