@@ -856,6 +856,10 @@ impl NdbNode {
             self.core.bulk_sync_with(now, &p);
         }
         self.core.db.mark_in_sync(nid);
+        // Network events ride memberlist's broadcasts, a few transmits each: when many
+        // nodes attach at once some miss a few. One push/pull a second later carries
+        // every attachment the peer knows (otherwise: the next bulk sync, 30 s).
+        self.ml.schedule_push_pull(now + 2 * crate::swim::machine::JOIN_FOLLOWUP);
         self.after(now);
         Ok(())
     }

@@ -986,6 +986,12 @@ impl Memberlist {
         tokens
     }
 
+    /// Asks for one push/pull with a random live member at `at` (or earlier if one
+    /// is already due): layers above use it after a burst of their own broadcasts.
+    pub fn schedule_push_pull(&mut self, at: u64) {
+        self.followup_at = Some(self.followup_at.map_or(at, |f| f.min(at)));
+    }
+
     /// Graceful leave: broadcasts our own death. `leave_finished` turns true
     /// once it went out (at once when nobody else is alive).
     pub fn leave(&mut self, now: u64, d: &mut impl Delegate) {
