@@ -9,9 +9,22 @@ package is the asyncio transport (uvloop by default) and the public API:
     async for ev in db.watch(table, nid): ...
 """
 
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvloop
+
 from pyln.networkdb.config import Config
 from pyln.networkdb.db import Event, NetworkDB, PeerInfo, Watch
 from pyln.networkdb.memberlist import Memberlist, MemberlistConfig, Peer
+
+_T = TypeVar("_T")
+
+
+def run(main: Coroutine[Any, Any, _T]) -> _T:
+    """Runs `main` on uvloop, networkdb's default event loop (asyncio.run works too)."""
+    return uvloop.run(main)
+
 
 __all__ = [
     "Config",
@@ -22,4 +35,5 @@ __all__ = [
     "Peer",
     "PeerInfo",
     "Watch",
+    "run",
 ]
