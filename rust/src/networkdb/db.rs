@@ -313,6 +313,17 @@ impl NetworkDb {
             .collect()
     }
 
+    /// How many peers (not this node) gossip of the network picks from.
+    pub fn network_peer_count(&self, network_id: &str) -> usize {
+        self.networks.peer_count(network_id)
+    }
+
+    /// The name of the `i`th peer of [`Self::network_peer_count`] (id order,
+    /// as [`Self::network_peers`] lists them after this node).
+    pub fn network_peer_at(&self, network_id: &str, i: usize) -> Option<&str> {
+        self.networks.peer_at(network_id, i).map(|id| self.store.node_name(id))
+    }
+
     /// The networks a bulk sync with `node` covers: this node's networks in
     /// which `node` has a non-leaving attachment.
     pub fn common_networks(&self, node: &str) -> Vec<&str> {

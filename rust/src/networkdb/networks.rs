@@ -2,7 +2,7 @@
 //! stamped by the network clock, with leaves kept (as `leaving`) until
 //! reaped; and who the gossip peers of each network are.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::clock::LamportClock;
@@ -90,8 +90,9 @@ pub struct Networks {
     own: BTreeMap<NetId, OwnAttachment>,
     /// Peer → network → attachment. A failed peer's attachments are kept.
     attachments: BTreeMap<NodeId, BTreeMap<NetId, Attachment>>,
-    /// Network → active peers with a non-leaving attachment (not this node).
-    peers: BTreeMap<NetId, BTreeSet<NodeId>>,
+    /// Network → active peers with a non-leaving attachment (not this node),
+    /// sorted: a vector, so that gossip picks random peers in O(1).
+    peers: BTreeMap<NetId, Vec<NodeId>>,
 }
 
 impl Networks {
@@ -248,7 +249,7 @@ impl Networks {
             }
             a.reap_at = None;
             if active {
-                self.peers.entry(nid).or_default().insert(node);
+                self.peer(nid, node);
             }
             return NetworkVerdict::Joined;
         }
@@ -267,7 +268,7 @@ impl Networks {
                 reap_at: None,
             },
         );
-        self.peers.entry(nid).or_default().insert(node);
+        self.peer(nid, node);
         NetworkVerdict::Joined
     }
 
@@ -309,6 +310,16 @@ impl Networks {
             .flat_map(|s| s.iter().copied())
     }
 
+    /// How many active peers have a non-leaving attachment to the network.
+    pub fn peer_count(&self, network_id: &str) -> usize {
+        self.nets.lookup(network_id).and_then(|nid| self.peers.get(&nid)).map_or(0, Vec::len)
+    }
+
+    /// The `i`th of [`Self::peers`] (in id order).
+    pub fn peer_at(&self, network_id: &str, i: usize) -> Option<NodeId> {
+        self.nets.lookup(network_id).and_then(|nid| self.peers.get(&nid)).and_then(|v| v.get(i).copied())
+    }
+
     /// Networks this node is attached to (leaving ones included, as
     /// libnetwork's `findCommonNetworks`) in which `node` has a non-leaving
     /// attachment: what a bulk sync with that node covers.
@@ -339,13 +350,13 @@ impl Networks {
     /// The peer is back: it is a gossip peer again of the networks it has a
     /// non-leaving attachment to.
     pub fn restore_node(&mut self, node: NodeId) {
-        let Some(m) = self.attachments.get(&node) else {
-            return;
-        };
-        for (&nid, a) in m {
-            if !a.leaving {
-                self.peers.entry(nid).or_default().insert(node);
-            }
+        let nids: Vec<NetId> = self
+            .attachments
+            .get(&node)
+            .map(|m| m.iter().filter(|(_, a)| !a.leaving).map(|(&nid, _)| nid).collect())
+            .unwrap_or_default();
+        for nid in nids {
+            self.peer(nid, node);
         }
     }
 
@@ -381,9 +392,21 @@ impl Networks {
         self.attachments.get(&node)?.get(&nid)
     }
 
+    fn peer(&mut self, nid: NetId, node: NodeId) {
+        let v = self.peers.entry(nid).or_default();
+        // Ids mostly arrive in increasing order (interned as first seen).
+        if v.last().is_none_or(|&l| l < node) {
+            v.push(node);
+        } else if let Err(i) = v.binary_search(&node) {
+            v.insert(i, node);
+        }
+    }
+
     fn unpeer(&mut self, nid: NetId, node: NodeId) {
         if let Some(set) = self.peers.get_mut(&nid) {
-            set.remove(&node);
+            if let Ok(i) = set.binary_search(&node) {
+                set.remove(i);
+            }
             if set.is_empty() {
                 self.peers.remove(&nid);
             }

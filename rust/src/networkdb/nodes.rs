@@ -43,6 +43,9 @@ pub enum Transition {
 #[derive(Debug, Clone, Default)]
 pub struct Nodes {
     map: BTreeMap<NodeId, NodeRecord>,
+    /// How many are failed (kept so that the recovery loop's "any failed
+    /// node?" is O(1)).
+    failed: usize,
 }
 
 impl Nodes {
@@ -100,6 +103,12 @@ impl Nodes {
         }
         let from = rec.state;
         rec.state = state;
+        if from == NodeState::Failed {
+            self.failed -= 1;
+        }
+        if state == NodeState::Failed {
+            self.failed += 1;
+        }
         if state == NodeState::Active {
             rec.reap_at = None;
         } else if rec.reap_at.is_none() {
@@ -129,10 +138,18 @@ impl Nodes {
             .filter(|(_, r)| r.reap_at.is_some_and(|t| t <= now))
             .map(|(&id, r)| (id, r.state))
             .collect();
-        for (id, _) in &due {
+        for (id, state) in &due {
             self.map.remove(id);
+            if *state == NodeState::Failed {
+                self.failed -= 1;
+            }
         }
         due
+    }
+
+    /// How many known nodes are failed.
+    pub fn failed_count(&self) -> usize {
+        self.failed
     }
 
     /// How many nodes are known.
@@ -173,7 +190,9 @@ mod tests {
         );
         assert_eq!(n.get(1).unwrap().reap_at, Some(110));
         // Failed, then left: the first deadline stays.
+        assert_eq!(n.failed_count(), 1);
         n.set_state(1, NodeState::Left, 50, 100);
+        assert_eq!(n.failed_count(), 0);
         assert_eq!(n.get(1).unwrap().reap_at, Some(110));
         n.set_state(1, NodeState::Active, 60, 100);
         assert_eq!(n.get(1).unwrap().reap_at, None);

@@ -37,6 +37,32 @@ impl Default for SimConfig {
     }
 }
 
+/// An event in the queue, ordered by (time, sequence): the heap holds the
+/// event itself, so scheduling is one push and no side table.
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
 #[derive(Debug)]
 enum Event {
     Timer { node: usize },
@@ -53,6 +79,9 @@ pub struct Traffic {
     pub packets_received: u64,
     pub bytes_received: u64,
     pub dropped: u64,
+    /// TCP exchanges opened and accepted (their bytes are in the byte counts).
+    pub streams_sent: u64,
+    pub streams_received: u64,
 }
 
 pub struct Sim<M: Machine> {
@@ -62,9 +91,7 @@ pub struct Sim<M: Machine> {
     nodes: Vec<Option<M>>,
     by_addr: HashMap<SocketAddr, usize>,
     timer_at: Vec<u64>,
-    heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    events: HashMap<usize, Event>,
-    next_event: usize,
+    heap: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     /// Group of each node for partitions: traffic flows only within a group.
     group: Vec<u32>,
@@ -85,8 +112,6 @@ impl<M: Machine> Sim<M> {
             by_addr: HashMap::new(),
             timer_at: Vec::new(),
             heap: BinaryHeap::new(),
-            events: HashMap::new(),
-            next_event: 0,
             seq: 0,
             group: Vec::new(),
             blocked: HashSet::new(),
@@ -165,16 +190,29 @@ impl<M: Machine> Sim<M> {
         self.blocked.insert((from, to));
     }
 
+    /// Whether packets flow both ways between two nodes (ignoring loss and
+    /// whether they are up).
+    pub fn connected(&self, a: usize, b: usize) -> bool {
+        self.group[a] == self.group[b] && !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
+    }
+
+    /// Events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// The time of the next event, if any.
+    pub fn next_event_at(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse(s)| s.at)
+    }
+
     fn reachable(&self, from: usize, to: usize) -> bool {
         self.group[from] == self.group[to] && !self.blocked.contains(&(from, to)) && self.nodes[to].is_some()
     }
 
     fn push(&mut self, at: u64, ev: Event) {
-        let id = self.next_event;
-        self.next_event += 1;
         self.seq += 1;
-        self.events.insert(id, ev);
-        self.heap.push(Reverse((at, self.seq, id)));
+        self.heap.push(Reverse(Scheduled { at, seq: self.seq, ev }));
     }
 
     fn delay(&mut self) -> u64 {
@@ -208,6 +246,7 @@ impl<M: Machine> Sim<M> {
                     self.push(at, Event::Packet { to: j, from: from_addr, data });
                 }
                 Action::Stream { to, data, token } => {
+                    self.traffic[i].streams_sent += 1;
                     self.traffic[i].bytes_sent += data.len() as u64;
                     match self.by_addr.get(&to).copied() {
                         Some(j) if self.reachable(i, j) => {
@@ -229,12 +268,11 @@ impl<M: Machine> Sim<M> {
 
     /// Processes every event up to and including time `until`.
     pub fn run_until(&mut self, until: u64) {
-        while let Some(&Reverse((at, _, id))) = self.heap.peek() {
-            if at > until {
+        while let Some(Reverse(s)) = self.heap.peek() {
+            if s.at > until {
                 break;
             }
-            self.heap.pop();
-            let Some(ev) = self.events.remove(&id) else { continue };
+            let Some(Reverse(Scheduled { at, ev, .. })) = self.heap.pop() else { break };
             self.now = at;
             self.events_processed += 1;
             match ev {
@@ -260,6 +298,7 @@ impl<M: Machine> Sim<M> {
                     let Some(from_addr) = self.nodes[from].as_ref().map(|m| m.addr()) else { continue };
                     let reply = match self.nodes[to].as_mut() {
                         Some(m) => {
+                            self.traffic[to].streams_received += 1;
                             self.traffic[to].bytes_received += data.len() as u64;
                             let r = m.on_stream(at, from_addr, &data);
                             self.after_input(to);

@@ -305,6 +305,11 @@ impl Memberlist {
         self.queue.peak()
     }
 
+    /// Drops every queued broadcast unsent (the simulator's warm start).
+    pub fn discard_broadcasts(&mut self) {
+        self.queue = BroadcastQueue::new();
+    }
+
     pub fn has_left(&self) -> bool {
         self.left
     }
