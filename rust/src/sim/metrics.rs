@@ -164,7 +164,7 @@ impl Recorder {
         for o in 0..self.n {
             if o != i && self.up[o] {
                 let b = self.believes(o, i);
-                self.disagree += (b != false) as i64 - (b != true) as i64;
+                self.disagree += b as i64 - (!b) as i64;
             }
         }
         self.episodes.retain(|&(o, m), _| o as usize != i && m as usize != i);
@@ -188,7 +188,7 @@ impl Recorder {
         for o in 0..self.n {
             if o != i && self.up[o] {
                 let b = self.believes(o, i);
-                self.disagree += (b != true) as i64 - (b != false) as i64;
+                self.disagree += (!b) as i64 - b as i64;
             }
         }
         // What it had seen of writes is gone with its state.
