@@ -8,7 +8,10 @@ use std::time::Instant;
 use pyln_core::sim::scenario::{rss_bytes, Params, Runner, Value};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let nodes: Vec<usize> = args
         .first()
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
@@ -17,7 +20,15 @@ fn main() {
     let writes: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000.0);
     println!(
         "{:>7} {:>8} {:>8} {:>8} {:>12} {:>11} {:>10} {:>10} {:>9}",
-        "nodes", "setup s", "run s", "wall s", "events", "events/s", "RSS MiB", "KiB/node", "p50 ms"
+        "nodes",
+        "setup s",
+        "run s",
+        "wall s",
+        "events",
+        "events/s",
+        "RSS MiB",
+        "KiB/node",
+        "p50 ms"
     );
     for n in nodes {
         let mut p = Params::default();
@@ -25,9 +36,18 @@ fn main() {
         p.set("duration", Value::Num(duration)).unwrap();
         p.set("writes", Value::Num(writes)).unwrap();
         // Extra parameters: SIM_PARAMS="scenario=split-brain,loss=0.02".
-        for kv in std::env::var("SIM_PARAMS").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = kv.split_once('=').expect("SIM_PARAMS wants key=value pairs");
-            let v = v.parse::<f64>().map(Value::Num).unwrap_or_else(|_| Value::Str(v.to_owned()));
+        for kv in std::env::var("SIM_PARAMS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = kv
+                .split_once('=')
+                .expect("SIM_PARAMS wants key=value pairs");
+            let v = v
+                .parse::<f64>()
+                .map(Value::Num)
+                .unwrap_or_else(|_| Value::Str(v.to_owned()));
             p.set(k, v).unwrap();
         }
         let t = Instant::now();

@@ -41,9 +41,15 @@ fn report<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("membership_events", evs)?;
     d.set_item("failure_detection_ms", r.failure_detection_ms)?;
     d.set_item("bytes_per_node_per_s", r.bytes_per_node_per_s)?;
-    d.set_item("bytes_received_per_node_per_s", r.bytes_received_per_node_per_s)?;
+    d.set_item(
+        "bytes_received_per_node_per_s",
+        r.bytes_received_per_node_per_s,
+    )?;
     d.set_item("msgs_per_node_per_s", r.msgs_per_node_per_s)?;
-    d.set_item("msgs_received_per_node_per_s", r.msgs_received_per_node_per_s)?;
+    d.set_item(
+        "msgs_received_per_node_per_s",
+        r.msgs_received_per_node_per_s,
+    )?;
     d.set_item("false_failures", r.false_failures)?;
     d.set_item("max_healthy_dead_ms", r.max_healthy_dead_ms)?;
     d.set_item("suspicion_bound_ms", r.suspicion_bound_ms)?;
@@ -92,9 +98,14 @@ impl PySimulation {
             } else if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
                 Value::Num(v.extract()?)
             } else {
-                return Err(typed_error(py, "BadRequest", format!("parameter {key}: must be a number or a name")));
+                return Err(typed_error(
+                    py,
+                    "BadRequest",
+                    format!("parameter {key}: must be a number or a name"),
+                ));
             };
-            p.set(&key, value).map_err(|e| typed_error(py, "BadRequest", e.to_string()))?;
+            p.set(&key, value)
+                .map_err(|e| typed_error(py, "BadRequest", e.to_string()))?;
         }
         let inner = Runner::new(p).map_err(|e| typed_error(py, "BadRequest", e.to_string()))?;
         Ok(PySimulation { inner })

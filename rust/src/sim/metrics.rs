@@ -69,7 +69,10 @@ fn parse_index(name: &str) -> Option<usize> {
 
 impl Recorder {
     pub fn new(n: usize, members: Vec<Vec<usize>>, suspicion_bound: u64) -> Self {
-        let pos = members.iter().map(|m| m.iter().enumerate().map(|(p, &i)| (i, p as u32)).collect()).collect();
+        let pos = members
+            .iter()
+            .map(|m| m.iter().enumerate().map(|(p, &i)| (i, p as u32)).collect())
+            .collect();
         Recorder {
             n,
             members,
@@ -94,7 +97,9 @@ impl Recorder {
     }
 
     fn connected(&self, a: usize, b: usize) -> bool {
-        self.group.get(a) == self.group.get(b) && !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
+        self.group.get(a) == self.group.get(b)
+            && !self.blocked.contains(&(a, b))
+            && !self.blocked.contains(&(b, a))
     }
 
     fn believes(&self, i: usize, m: usize) -> bool {
@@ -133,18 +138,37 @@ impl Recorder {
     }
 
     pub fn membership_event(&mut self, kind: &'static str, now: u64) {
-        self.events.push(MembershipEvent { kind, at: now, converged_at: None });
+        self.events.push(MembershipEvent {
+            kind,
+            at: now,
+            converged_at: None,
+        });
         self.check_converged(now);
     }
 
     /// Records a write; `ltime` is the owner's table time for it.
-    pub fn write(&mut self, now: u64, owner: usize, network: usize, key: &str, ltime: u64, deleting: bool) {
+    pub fn write(
+        &mut self,
+        now: u64,
+        owner: usize,
+        network: usize,
+        key: &str,
+        ltime: u64,
+        deleting: bool,
+    ) {
         let id = self.writes.len() as u32;
         let mut seen = vec![UNSEEN; self.members[network].len()];
         if let Some(&p) = self.pos[network].get(&owner) {
             seen[p as usize] = 0;
         }
-        self.writes.push(Write { at: now, owner, network, ltime, deleting, seen });
+        self.writes.push(Write {
+            at: now,
+            owner,
+            network,
+            ltime,
+            deleting,
+            seen,
+        });
         self.by_key.entry(key.to_owned()).or_default().push(id);
     }
 
@@ -167,7 +191,8 @@ impl Recorder {
                 self.disagree += b as i64 - (!b) as i64;
             }
         }
-        self.episodes.retain(|&(o, m), _| o as usize != i && m as usize != i);
+        self.episodes
+            .retain(|&(o, m), _| o as usize != i && m as usize != i);
         self.failed_belief.retain(|&(o, _)| o as usize != i);
         self.membership_event(kind, now);
     }
@@ -234,21 +259,27 @@ impl Recorder {
     pub fn observe(&mut self, i: usize, now: u64, traces: Vec<Trace>) {
         for t in traces {
             match t {
-                Trace::Table { key, ltime, deleting } => self.table(i, now, &key, ltime, deleting),
+                Trace::Table {
+                    key,
+                    ltime,
+                    deleting,
+                } => self.table(i, now, &key, ltime, deleting),
                 Trace::NodeUp(name) => {
-                    let Some(m) = parse_index(&name).filter(|&m| m < self.n) else { continue };
+                    let Some(m) = parse_index(&name).filter(|&m| m < self.n) else {
+                        continue;
+                    };
                     self.set_belief(i, m, true);
                     self.failed_belief.remove(&(i as u32, m as u32));
                     self.close_episode((i as u32, m as u32), now);
                 }
                 Trace::NodeDown { name, left } => {
-                    let Some(m) = parse_index(&name).filter(|&m| m < self.n) else { continue };
+                    let Some(m) = parse_index(&name).filter(|&m| m < self.n) else {
+                        continue;
+                    };
                     self.set_belief(i, m, false);
                     if !left {
                         self.failed_belief.insert((i as u32, m as u32));
-                        let healthy = self.up[i]
-                            && self.up[m]
-                            && self.connected(i, m);
+                        let healthy = self.up[i] && self.up[m] && self.connected(i, m);
                         if healthy {
                             self.false_failures += 1;
                             self.episodes.entry((i as u32, m as u32)).or_insert(now);
@@ -261,11 +292,15 @@ impl Recorder {
     }
 
     fn table(&mut self, i: usize, now: u64, key: &str, ltime: u64, deleting: bool) {
-        let Some(ids) = self.by_key.get(key) else { return };
+        let Some(ids) = self.by_key.get(key) else {
+            return;
+        };
         // A newer event stands for the older writes of the key it replaced.
         for &id in ids.iter().rev() {
             let w = &mut self.writes[id as usize];
-            let Some(&p) = self.pos[w.network].get(&i) else { return };
+            let Some(&p) = self.pos[w.network].get(&i) else {
+                return;
+            };
             if w.ltime > ltime {
                 if w.deleting && !deleting && w.seen[p as usize] != UNSEEN {
                     // A delete it had stored lost to an older write.
@@ -310,6 +345,9 @@ impl Recorder {
 
     /// How many eligible members each write has (for fractions).
     pub fn eligible(&self, w: &Write) -> usize {
-        self.members[w.network].iter().filter(|&&i| self.up[i] && self.epoch[i] <= w.at).count()
+        self.members[w.network]
+            .iter()
+            .filter(|&&i| self.up[i] && self.epoch[i] <= w.at)
+            .count()
     }
 }

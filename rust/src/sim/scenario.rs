@@ -186,9 +186,23 @@ impl Params {
             Value::Num(x) if x.is_finite() => Ok(*x),
             _ => Err(bad("must be a number")),
         };
-        let pos = |v: &Value| num(v).and_then(|x| if x > 0.0 { Ok(x) } else { Err(bad("must be positive")) });
+        let pos = |v: &Value| {
+            num(v).and_then(|x| {
+                if x > 0.0 {
+                    Ok(x)
+                } else {
+                    Err(bad("must be positive"))
+                }
+            })
+        };
         let count = |v: &Value| {
-            num(v).and_then(|x| if x >= 0.0 && x.fract() == 0.0 { Ok(x as usize) } else { Err(bad("must be a whole number >= 0")) })
+            num(v).and_then(|x| {
+                if x >= 0.0 && x.fract() == 0.0 {
+                    Ok(x as usize)
+                } else {
+                    Err(bad("must be a whole number >= 0"))
+                }
+            })
         };
         match key {
             "nodes" => {
@@ -209,7 +223,9 @@ impl Params {
             "latency" => self.latency = num(&v)?.max(0.0),
             "jitter" => self.jitter = num(&v)?.max(0.0),
             "scenario" => match &v {
-                Value::Str(s) => self.scenario = Scenario::parse(s).ok_or_else(|| bad("unknown scenario"))?,
+                Value::Str(s) => {
+                    self.scenario = Scenario::parse(s).ok_or_else(|| bad("unknown scenario"))?
+                }
                 _ => return Err(bad("must be a name")),
             },
             "bootstrap" => match &v {
@@ -278,7 +294,11 @@ impl Params {
     }
 
     fn ml_config(&self, name: &str) -> MlConfig {
-        let mut c = if self.profile == "local" { MlConfig::local(name) } else { MlConfig::lan(name) };
+        let mut c = if self.profile == "local" {
+            MlConfig::local(name)
+        } else {
+            MlConfig::lan(name)
+        };
         if let Some(x) = self.probe_interval {
             c.probe_interval = us(x);
         }
@@ -411,7 +431,13 @@ impl Stats {
         }
         v.sort_by(|a, b| a.total_cmp(b));
         let q = |f: f64| v[((v.len() as f64 * f).ceil() as usize).clamp(1, v.len()) - 1];
-        Stats { p50: q(0.5), p99: q(0.99), max: v[v.len() - 1], mean: v.iter().sum::<f64>() / v.len() as f64, count: v.len() }
+        Stats {
+            p50: q(0.5),
+            p99: q(0.99),
+            max: v[v.len() - 1],
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+            count: v.len(),
+        }
     }
 }
 
@@ -465,7 +491,11 @@ pub struct Report {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -530,7 +560,11 @@ impl Runner {
                 members[j].push(i);
             }
         }
-        let rec = Rc::new(RefCell::new(Recorder::new(p.nodes, members, p.suspicion_bound())));
+        let rec = Rc::new(RefCell::new(Recorder::new(
+            p.nodes,
+            members,
+            p.suspicion_bound(),
+        )));
         let cfg = SimConfig {
             latency: us(p.latency),
             jitter: us(p.jitter),
@@ -538,8 +572,11 @@ impl Runner {
             stream_timeout: us(p.ml_config("x").tcp_timeout as f64 / 1e6),
             seed: p.seed,
         };
-        let bootstrap_nodes: Vec<SocketAddr> =
-            if p.bootstrap == Bootstrap::Join { vec![addr(0)] } else { (0..p.nodes.min(3)).map(addr).collect() };
+        let bootstrap_nodes: Vec<SocketAddr> = if p.bootstrap == Bootstrap::Join {
+            vec![addr(0)]
+        } else {
+            (0..p.nodes.min(3)).map(addr).collect()
+        };
         let mut r = Runner {
             sim: Sim::new(cfg),
             rec,
@@ -579,10 +616,27 @@ impl Runner {
 
     fn make_node(&mut self, i: usize, now: u64) -> SimNode {
         let name = format!("n{i}");
-        let seed = self.p.seed.wrapping_mul(1_000_003).wrapping_add(i as u64).wrapping_add(self.restarts << 40);
-        let mut ndb = NdbNode::new(now, self.p.ml_config(&name), self.p.ndb.clone(), addr(i), None, seed);
+        let seed = self
+            .p
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(i as u64)
+            .wrapping_add(self.restarts << 40);
+        let mut ndb = NdbNode::new(
+            now,
+            self.p.ml_config(&name),
+            self.p.ndb.clone(),
+            addr(i),
+            None,
+            seed,
+        );
         ndb.set_tracing(true);
-        SimNode { ndb, idx: i, now, rec: self.rec.clone() }
+        SimNode {
+            ndb,
+            idx: i,
+            now,
+            rec: self.rec.clone(),
+        }
     }
 
     fn warm_start(&mut self) {
@@ -608,12 +662,28 @@ impl Runner {
             // gives them: one tick per network joined, one more for the join.
             let lt = self.node_nets[i].len() as u64 + 1;
             for &j in &self.node_nets[i] {
-                networks.push(NetworkEntry { network_id: net_name(j), ltime: lt, node_name: format!("n{i}"), leaving: false });
+                networks.push(NetworkEntry {
+                    network_id: net_name(j),
+                    ltime: lt,
+                    node_name: format!("n{i}"),
+                    leaving: false,
+                });
             }
         }
-        let user = NetworkPushPull { ltime: self.p.networks as u64 + 2, networks, node_name: "n0".into() };
+        let user = NetworkPushPull {
+            ltime: self.p.networks as u64 + 2,
+            networks,
+            node_name: "n0".into(),
+        };
         let user_state = push_pull_to_wire(&user).encode_gossip();
-        let snap = encode_stream(&Message::PushPull(PushPull { join: false, nodes, user_state }), false);
+        let snap = encode_stream(
+            &Message::PushPull(PushPull {
+                join: false,
+                nodes,
+                user_state,
+            }),
+            false,
+        );
         let boot = self.bootstrap_nodes.clone();
         for i in 0..n {
             let mut m = self.make_node(i, 0);
@@ -623,7 +693,9 @@ impl Runner {
             let tokens = m.ndb.join(0, &boot);
             let _ = m.ndb.take_actions();
             for (k, t) in tokens.into_iter().enumerate() {
-                let _ = m.ndb.handle_stream_reply(0, t, (k == 0).then_some(&snap[..]));
+                let _ = m
+                    .ndb
+                    .handle_stream_reply(0, t, (k == 0).then_some(&snap[..]));
             }
             m.ndb.discard_broadcasts();
             // Traces go to the recorder with the first take_actions (in add).
@@ -647,19 +719,25 @@ impl Runner {
         }
         self.rec.borrow_mut().membership_event("formation", 0);
         let rec = self.rec.clone();
-        self.sim.run_until_cond(10_000, 300 * SEC, |_| rec.borrow().disagreement() == 0);
+        self.sim
+            .run_until_cond(10_000, 300 * SEC, |_| rec.borrow().disagreement() == 0);
         for i in 0..n {
             self.join_networks(i);
         }
         let nets = self.node_nets.clone();
-        let want: Vec<usize> = (0..self.p.networks).map(|j| self.rec.borrow().members(j).len()).collect();
-        self.sim.run_until_cond(10_000, self.sim.now + 60 * SEC, |s| {
-            (0..n).all(|i| {
-                s.node(i).is_some_and(|m| {
-                    nets[i].iter().all(|&j| m.ndb.core.db.network_peer_count(&net_name(j)) + 1 == want[j])
+        let want: Vec<usize> = (0..self.p.networks)
+            .map(|j| self.rec.borrow().members(j).len())
+            .collect();
+        self.sim
+            .run_until_cond(10_000, self.sim.now + 60 * SEC, |s| {
+                (0..n).all(|i| {
+                    s.node(i).is_some_and(|m| {
+                        nets[i]
+                            .iter()
+                            .all(|&j| m.ndb.core.db.network_peer_count(&net_name(j)) + 1 == want[j])
+                    })
                 })
-            })
-        });
+            });
     }
 
     fn join_networks(&mut self, i: usize) {
@@ -710,7 +788,8 @@ impl Runner {
                 }
             }
             Scenario::MassChurn => {
-                let k = ((n as f64 * self.p.churn_fraction).round() as usize).min(n.saturating_sub(3));
+                let k =
+                    ((n as f64 * self.p.churn_fraction).round() as usize).min(n.saturating_sub(3));
                 let mut victims: Vec<usize> = (3.min(n)..n).collect();
                 self.rng.shuffle(&mut victims);
                 victims.truncate(k);
@@ -773,7 +852,10 @@ impl Runner {
     }
 
     fn sample(&mut self) {
-        let mut s = Sample { t: self.sim.now, ..Default::default() };
+        let mut s = Sample {
+            t: self.sim.now,
+            ..Default::default()
+        };
         for (i, tr) in self.sim.traffic.iter().enumerate() {
             s.bytes_sent += tr.bytes_sent;
             s.bytes_received += tr.bytes_received;
@@ -836,7 +918,12 @@ impl Runner {
             Act::Restart(i) => {
                 self.restarts += 1;
                 let mut m = self.make_node(i, now);
-                let boot: Vec<SocketAddr> = self.bootstrap_nodes.iter().copied().filter(|a| *a != addr(i)).collect();
+                let boot: Vec<SocketAddr> = self
+                    .bootstrap_nodes
+                    .iter()
+                    .copied()
+                    .filter(|a| *a != addr(i))
+                    .collect();
                 m.ndb.join(now, &boot);
                 self.rec.borrow_mut().node_up(i, now, "restart");
                 self.sim.replace(i, m);
@@ -851,7 +938,9 @@ impl Runner {
     }
 
     fn stash_keys(&mut self, i: usize) {
-        let (mine, rest): (Vec<LiveKey>, Vec<LiveKey>) = std::mem::take(&mut self.live).into_iter().partition(|k| k.owner == i);
+        let (mine, rest): (Vec<LiveKey>, Vec<LiveKey>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|k| k.owner == i);
         self.live = rest;
         self.stash.entry(i).or_default().extend(mine);
     }
@@ -861,12 +950,24 @@ impl Runner {
         let ok = self.sim.with(owner, |m, now| {
             m.now = now;
             m.ndb.create_entry(now, TABLE, &net, &key, &value).ok()?;
-            m.ndb.core.db.store().get(TABLE, &net, &key).map(|v| v.ltime)
+            m.ndb
+                .core
+                .db
+                .store()
+                .get(TABLE, &net, &key)
+                .map(|v| v.ltime)
         });
         if let Some(Some(ltime)) = ok {
             let now = self.sim.now;
-            self.rec.borrow_mut().write(now, owner, network, &key, ltime, false);
-            self.live.push(LiveKey { key, owner, network, value });
+            self.rec
+                .borrow_mut()
+                .write(now, owner, network, &key, ltime, false);
+            self.live.push(LiveKey {
+                key,
+                owner,
+                network,
+                value,
+            });
         }
     }
 
@@ -916,11 +1017,18 @@ impl Runner {
                 m.ndb.update_entry(now, TABLE, &net, &key, &v2)
             };
             r.ok()?;
-            m.ndb.core.db.store().get(TABLE, &net, &key).map(|v| v.ltime)
+            m.ndb
+                .core
+                .db
+                .store()
+                .get(TABLE, &net, &key)
+                .map(|v| v.ltime)
         });
         if let Some(Some(ltime)) = ok {
             let now = self.sim.now;
-            self.rec.borrow_mut().write(now, k.owner, k.network, &k.key, ltime, deleting);
+            self.rec
+                .borrow_mut()
+                .write(now, k.owner, k.network, &k.key, ltime, deleting);
             if deleting {
                 self.live.swap_remove(idx);
             } else {
@@ -945,7 +1053,9 @@ impl Runner {
             let members: Vec<usize> = self.rec.borrow().members(j).to_vec();
             let mut truth: BTreeMap<String, (Vec<u8>, String)> = BTreeMap::new();
             for &o in &members {
-                let Some(m) = self.sim.node(o).filter(|_| self.up(o)) else { continue };
+                let Some(m) = self.sim.node(o).filter(|_| self.up(o)) else {
+                    continue;
+                };
                 let me = m.ndb.name();
                 for (k, v, owner) in m.ndb.core.db.table_by_network(TABLE, &net) {
                     if owner == me {
@@ -954,15 +1064,20 @@ impl Runner {
                 }
             }
             for &i in &members {
-                let Some(m) = self.sim.node(i).filter(|_| self.up(i)) else { continue };
+                let Some(m) = self.sim.node(i).filter(|_| self.up(i)) else {
+                    continue;
+                };
                 let t = m.ndb.core.db.table_by_network(TABLE, &net);
                 let same = t.len() == truth.len()
-                    && t.iter().all(|(k, v, o)| truth.get(*k).is_some_and(|(tv, to)| tv == v && to == o));
+                    && t.iter()
+                        .all(|(k, v, o)| truth.get(*k).is_some_and(|(tv, to)| tv == v && to == o));
                 if !same {
                     bad += 1;
                     if std::env::var_os("PYLN_SIM_DEBUG").is_some() {
-                        let mine: std::collections::BTreeSet<&str> = t.iter().map(|x| x.0).collect();
-                        let want: std::collections::BTreeSet<&str> = truth.keys().map(String::as_str).collect();
+                        let mine: std::collections::BTreeSet<&str> =
+                            t.iter().map(|x| x.0).collect();
+                        let want: std::collections::BTreeSet<&str> =
+                            truth.keys().map(String::as_str).collect();
                         eprintln!(
                             "node {i}: missing {:?} extra {:?}",
                             want.difference(&mine).take(5).collect::<Vec<_>>(),
@@ -1011,24 +1126,46 @@ impl Runner {
         for (b, c) in &hist {
             acc += c;
             seen_t.push((*b as f64 + 1.0) * 10.0);
-            seen_f.push(if eligible_total > 0 { acc as f64 / eligible_total as f64 } else { 0.0 });
+            seen_f.push(if eligible_total > 0 {
+                acc as f64 / eligible_total as f64
+            } else {
+                0.0
+            });
         }
         let events: Vec<(String, f64, Option<f64>)> = rec
             .events
             .iter()
-            .map(|e| (e.kind.to_owned(), (e.at as f64 - self.t0 as f64) / 1e6, e.converged_at.map(|c| (c - e.at) as f64 / 1000.0)))
+            .map(|e| {
+                (
+                    e.kind.to_owned(),
+                    (e.at as f64 - self.t0 as f64) / 1e6,
+                    e.converged_at.map(|c| (c - e.at) as f64 / 1000.0),
+                )
+            })
             .collect();
         let all_conv = events.iter().all(|e| e.2.is_some());
-        let membership_convergence_ms =
-            if all_conv { Some(events.iter().filter_map(|e| e.2).fold(0.0, f64::max)) } else { None };
-        let crashes: Vec<Option<f64>> = events.iter().filter(|e| e.0 == "crash").map(|e| e.2).collect();
+        let membership_convergence_ms = if all_conv {
+            Some(events.iter().filter_map(|e| e.2).fold(0.0, f64::max))
+        } else {
+            None
+        };
+        let crashes: Vec<Option<f64>> = events
+            .iter()
+            .filter(|e| e.0 == "crash")
+            .map(|e| e.2)
+            .collect();
         let failure_detection_ms = if crashes.is_empty() || crashes.iter().any(Option::is_none) {
             None
         } else {
             Some(crashes.iter().flatten().fold(0.0, |a: f64, b| a.max(*b)))
         };
         // Rates over the measured run, per node that was up.
-        let first = self.samples.iter().find(|s| s.t >= self.t0).copied().unwrap_or_default();
+        let first = self
+            .samples
+            .iter()
+            .find(|s| s.t >= self.t0)
+            .copied()
+            .unwrap_or_default();
         let last = self.samples.last().copied().unwrap_or_default();
         let secs = (last.t.saturating_sub(first.t)) as f64 / 1e6;
         let node_secs: f64 = self
@@ -1038,7 +1175,13 @@ impl Runner {
             .map(|w| (w[1].t - w[0].t) as f64 / 1e6 * w[1].up as f64)
             .sum::<f64>()
             .max(1e-9);
-        let rate = |a: u64, b: u64| if secs > 0.0 { (b - a) as f64 / node_secs } else { 0.0 };
+        let rate = |a: u64, b: u64| {
+            if secs > 0.0 {
+                (b - a) as f64 / node_secs
+            } else {
+                0.0
+            }
+        };
         let (mut series_t, mut series_b, mut series_m) = (Vec::new(), Vec::new(), Vec::new());
         for w in self.samples.windows(2).filter(|w| w[0].t >= self.t0) {
             let dt = (w[1].t - w[0].t) as f64 / 1e6;
@@ -1072,7 +1215,11 @@ impl Runner {
             seed: self.p.seed,
             loss: self.p.loss,
             scenario: self.p.scenario.name().into(),
-            bootstrap: if self.p.bootstrap == Bootstrap::Warm { "warm".into() } else { "join".into() },
+            bootstrap: if self.p.bootstrap == Bootstrap::Warm {
+                "warm".into()
+            } else {
+                "join".into()
+            },
             entry_convergence: Stats::of(times.clone()),
             writes: rec.writes.len(),
             writes_converged: times.len(),
@@ -1095,12 +1242,17 @@ impl Runner {
             converged: tables_converged && membership_converged,
             peak_memberlist_queue: peak_ml,
             peak_table_queue: peak_tq,
-            mean_peak_memberlist_queue: if cnt > 0 { sum_ml as f64 / cnt as f64 } else { 0.0 },
+            mean_peak_memberlist_queue: if cnt > 0 {
+                sum_ml as f64 / cnt as f64
+            } else {
+                0.0
+            },
             events: self.sim.events_processed,
             setup_wall_s: self.setup_wall,
             run_wall_s: run_wall,
             rss_bytes: rss,
-            memory_per_node_bytes: self.rss_setup.saturating_sub(self.rss0) as f64 / self.p.nodes as f64,
+            memory_per_node_bytes: self.rss_setup.saturating_sub(self.rss0) as f64
+                / self.p.nodes as f64,
             series_t,
             series_bytes: series_b,
             series_msgs: series_m,
@@ -1115,7 +1267,14 @@ mod tests {
     use super::*;
 
     fn params(n: usize, scenario: Scenario) -> Params {
-        Params { nodes: n, duration: 40.0, writes: 60, scenario, settle: 15.0, ..Params::default() }
+        Params {
+            nodes: n,
+            duration: 40.0,
+            writes: 60,
+            scenario,
+            settle: 15.0,
+            ..Params::default()
+        }
     }
 
     #[test]
@@ -1134,7 +1293,10 @@ mod tests {
 
     #[test]
     fn join_bootstrap_forms_the_cluster() {
-        let p = Params { bootstrap: Bootstrap::Join, ..params(10, Scenario::Steady) };
+        let p = Params {
+            bootstrap: Bootstrap::Join,
+            ..params(10, Scenario::Steady)
+        };
         let r = Runner::new(p).unwrap().report();
         assert!(r.converged, "{r:?}");
         assert_eq!(r.membership_events[0].0, "formation");
