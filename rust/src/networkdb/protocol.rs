@@ -112,9 +112,9 @@ pub struct Core {
     watch: Vec<WatchEvent>,
     out: Vec<Out>,
     bulk_pending: HashMap<String, u64>,
-    /// Last address of each peer memberlist reported, and its inverse (one
-    /// name per address), by interned node id.
-    addrs: HashMap<NodeId, SocketAddr>,
+    /// Last address of each peer memberlist reported, by interned node id
+    /// (ids are dense), and its inverse (one name per address).
+    addrs: Vec<Option<SocketAddr>>,
     by_addr: HashMap<SocketAddr, NodeId>,
     trace: Option<Vec<Trace>>,
     rng: Rng,
@@ -379,7 +379,7 @@ impl Core {
     }
 
     fn addr_of(&self, name: &str) -> Option<SocketAddr> {
-        self.db.store().node_id(name).and_then(|id| self.addrs.get(&id).copied())
+        self.db.store().node_id(name).and_then(|id| self.addrs.get(id as usize).copied().flatten())
     }
 
     fn take_out(&mut self) -> Vec<Out> {
@@ -435,14 +435,20 @@ impl Delegate for Core {
                 let name = self.db.name_of(o).to_owned();
                 let c = self.db.node_left(&name, now);
                 self.watch.extend(c.watch);
-                self.addrs.remove(&o);
+                if let Some(a) = self.addrs.get_mut(o as usize) {
+                    *a = None;
+                }
                 self.by_addr.remove(&m.addr);
             }
         }
         let c = self.db.node_joined(&m.name, now);
         self.watch.extend(c.watch);
         if let Some(id) = self.db.store().node_id(&m.name) {
-            if let Some(old) = self.addrs.insert(id, m.addr) {
+            let i = id as usize;
+            if self.addrs.len() <= i {
+                self.addrs.resize(i + 1, None);
+            }
+            if let Some(old) = self.addrs[i].replace(m.addr) {
                 if old != m.addr && self.by_addr.get(&old) == Some(&id) {
                     self.by_addr.remove(&old);
                 }
@@ -534,7 +540,7 @@ impl NdbNode {
             watch: Vec::new(),
             out: Vec::new(),
             bulk_pending: HashMap::new(),
-            addrs: HashMap::new(),
+            addrs: Vec::new(),
             by_addr: HashMap::new(),
             trace: None,
             rng,
