@@ -112,10 +112,8 @@ pub struct Core {
     watch: Vec<WatchEvent>,
     out: Vec<Out>,
     bulk_pending: HashMap<String, u64>,
-    /// Last address of each peer memberlist reported, by interned node id
-    /// (ids are dense), and its inverse (one name per address).
-    addrs: Vec<Option<SocketAddr>>,
-    by_addr: HashMap<SocketAddr, NodeId>,
+    /// Last address of each peer memberlist reported, and the inverse.
+    addrs: AddrBook,
     trace: Option<Vec<Trace>>,
     rng: Rng,
     ml_mult: u32,
@@ -124,6 +122,58 @@ pub struct Core {
     pub counters: NdbCounters,
     leave_token: Option<u64>,
     leave_sent: bool,
+}
+
+/// Peer addresses by interned node id (ids are dense, so a list), and the
+/// inverse (one id per address) as a table of ids that reads the addresses
+/// from the list: 36 bytes per peer, where two hash maps took ~150.
+#[derive(Default)]
+struct AddrBook {
+    addrs: Vec<Option<SocketAddr>>,
+    by_addr: hashbrown::HashTable<NodeId>,
+}
+
+fn addr_hash(a: &SocketAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same hashes in every run.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    a.hash(&mut h);
+    h.finish()
+}
+
+impl AddrBook {
+    fn get(&self, id: NodeId) -> Option<SocketAddr> {
+        self.addrs.get(id as usize).copied().flatten()
+    }
+
+    /// The id last seen at `a`.
+    fn id_at(&self, a: &SocketAddr) -> Option<NodeId> {
+        self.by_addr.find(addr_hash(a), |&i| self.get(i) == Some(*a)).copied()
+    }
+
+    fn remove(&mut self, id: NodeId) {
+        let Some(a) = self.addrs.get_mut(id as usize).and_then(Option::take) else { return };
+        if let Ok(e) = self.by_addr.find_entry(addr_hash(&a), |&i| i == id) {
+            e.remove();
+        }
+    }
+
+    fn set(&mut self, id: NodeId, a: SocketAddr) {
+        self.remove(id);
+        if let Some(o) = self.id_at(&a) {
+            // Another id at this address (the caller purges such a node
+            // first): the address now belongs to `id`.
+            self.remove(o);
+        }
+        let i = id as usize;
+        if self.addrs.len() <= i {
+            self.addrs.resize(i + 1, None);
+        }
+        self.addrs[i] = Some(a);
+        let addrs = &self.addrs;
+        self.by_addr.insert_unique(addr_hash(&a), id, |&j| addrs[j as usize].map_or(0, |x| addr_hash(&x)));
+    }
 }
 
 fn table_key(nid: &str, table: &str, key: &str) -> Vec<u8> {
@@ -379,7 +429,7 @@ impl Core {
     }
 
     fn addr_of(&self, name: &str) -> Option<SocketAddr> {
-        self.db.store().node_id(name).and_then(|id| self.addrs.get(id as usize).copied().flatten())
+        self.db.store().node_id(name).and_then(|id| self.addrs.get(id))
     }
 
     fn take_out(&mut self) -> Vec<Out> {
@@ -430,30 +480,18 @@ impl Delegate for Core {
         // A new name on the address of a node we knew: that node is gone for
         // good (a restart under a new name); purge it.
         let me = self.db.store().node_id(&m.name);
-        if let Some(&o) = self.by_addr.get(&m.addr) {
+        if let Some(o) = self.addrs.id_at(&m.addr) {
             if Some(o) != me {
                 let name = self.db.name_of(o).to_owned();
                 let c = self.db.node_left(&name, now);
                 self.watch.extend(c.watch);
-                if let Some(a) = self.addrs.get_mut(o as usize) {
-                    *a = None;
-                }
-                self.by_addr.remove(&m.addr);
+                self.addrs.remove(o);
             }
         }
         let c = self.db.node_joined(&m.name, now);
         self.watch.extend(c.watch);
         if let Some(id) = self.db.store().node_id(&m.name) {
-            let i = id as usize;
-            if self.addrs.len() <= i {
-                self.addrs.resize(i + 1, None);
-            }
-            if let Some(old) = self.addrs[i].replace(m.addr) {
-                if old != m.addr && self.by_addr.get(&old) == Some(&id) {
-                    self.by_addr.remove(&old);
-                }
-            }
-            self.by_addr.insert(m.addr, id);
+            self.addrs.set(id, m.addr);
         }
         if let Some(t) = &mut self.trace {
             t.push(Trace::NodeUp(m.name.clone()));
@@ -540,8 +578,7 @@ impl NdbNode {
             watch: Vec::new(),
             out: Vec::new(),
             bulk_pending: HashMap::new(),
-            addrs: Vec::new(),
-            by_addr: HashMap::new(),
+            addrs: AddrBook::default(),
             trace: None,
             rng,
             ml_mult,
@@ -765,9 +802,9 @@ impl NdbNode {
         // name last seen there (O(bootstrap), where a scan of members is O(N)).
         let present = self.bootstrap.iter().filter(|a| **a != me).any(|a| {
             self.core
-                .by_addr
-                .get(a)
-                .map(|&id| self.core.db.name_of(id))
+                .addrs
+                .id_at(a)
+                .map(|id| self.core.db.name_of(id))
                 .filter(|n| *n != self.ml.name())
                 .and_then(|n| self.ml.member(n))
                 .is_some_and(|m| m.addr == *a && m.state == node_state::ALIVE)
