@@ -223,6 +223,18 @@ impl NetworkDb {
         self.store.merge(ev, ctx, is_bulk_sync, now)
     }
 
+    /// Whether a peer's table event would be dropped as stale by
+    /// [`Self::apply_table_event`] (then only [`Self::witness_table_time`] is
+    /// left to do). Not for this node's own events.
+    pub fn is_stale_table_event(&self, table: &str, network_id: &str, key: &str, ltime: u64, node: &str) -> bool {
+        self.store.is_stale(table, network_id, key, ltime, node)
+    }
+
+    /// The table clock witnesses a peer's table time.
+    pub fn witness_table_time(&mut self, ltime: u64) {
+        self.store.witness(ltime);
+    }
+
     /// Table events for every entry of the given networks (tombstones and
     /// hidden entries included, with residual reap times), to bulk sync.
     pub fn bulk_sync_events(&self, network_ids: &[&str], now: u64) -> Vec<TableEvent> {

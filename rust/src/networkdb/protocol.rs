@@ -12,7 +12,7 @@ use super::convert::{
     table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
-use super::events::{NodeEventType, TableEvent, WatchEvent};
+use super::events::{NodeEventType, TableEvent, TableEventType, WatchEvent};
 use super::networks::NetworkError;
 use super::nodes::NodeState;
 use super::store::{NodeId, TableError, TableOutcome};
@@ -250,7 +250,22 @@ impl Core {
     }
 
     fn handle_table(&mut self, now: u64, data: &[u8], is_bulk: bool) {
-        let Some(e) = pb::TableEventRef::decode(data).ok().and_then(|t| table_from_wire(&t)) else {
+        let Ok(r) = pb::TableEventRef::decode(data) else {
+            self.counters.bad_messages += 1;
+            return;
+        };
+        // Most gossip is copies of events already stored: drop those before
+        // building an owned event (same outcome as the full merge: the clock
+        // witnesses the time, nothing else changes).
+        if r.node_name != self.db.node_name()
+            && TableEventType::from_wire(r.r#type.0).is_some()
+            && self.db.is_stale_table_event(r.table_name, r.network_id, r.key, r.l_time, r.node_name)
+        {
+            self.counters.table_events_in += 1;
+            self.db.witness_table_time(r.l_time);
+            return;
+        }
+        let Some(e) = table_from_wire(&r) else {
             self.counters.bad_messages += 1;
             return;
         };
