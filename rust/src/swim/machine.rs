@@ -200,6 +200,8 @@ pub struct Memberlist {
     left: bool,
     leave_token: Option<u64>,
     leave_done: bool,
+    /// The last packet payload and what `wrap_packet` made of it.
+    last_wrap: Option<(Vec<u8>, bool, Vec<u8>)>,
     pub counters: Counters,
 }
 
@@ -280,6 +282,7 @@ impl Memberlist {
             left: false,
             leave_token: None,
             leave_done: false,
+            last_wrap: None,
             counters: Counters::default(),
         };
         m.incarnation += 1;
@@ -397,7 +400,16 @@ impl Memberlist {
 
     fn raw_send(&mut self, to: SocketAddr, pmax: Option<u8>, msg: Vec<u8>) {
         let opts = PacketOpts { crc: pmax.is_some_and(|p| p >= 5), compress: self.cfg.enable_compression };
-        let mut data = wrap_packet(msg, opts);
+        // The same payload often goes to several peers in a row (networkdb's
+        // gossip fanout): compress it once.
+        let mut data = match &self.last_wrap {
+            Some((m, crc, w)) if *m == msg && *crc == opts.crc => w.clone(),
+            _ => {
+                let w = wrap_packet(msg.clone(), opts);
+                self.last_wrap = Some((msg, opts.crc, w.clone()));
+                w
+            }
+        };
         if let Some(kr) = &self.keyring {
             data = crypto::encrypt_packet(kr, self.cfg.encryption_version, &data);
         }
