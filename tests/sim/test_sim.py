@@ -100,6 +100,7 @@ def test_loss_slows_convergence_and_protocol_flags_matter() -> None:
     [
         ("seed", {"probe_interval": 0.2, "suspicion_mult": 2}),
         ("split-brain", {}),
+        ("asymmetric", {}),
         ("rolling-restart", {"push_pull_interval": 5.0}),
         ("mass-churn", {}),
     ],
@@ -116,6 +117,7 @@ def test_scenarios_recover_and_pass_their_checks(scenario: str, extra: dict) -> 
     want = {
         "seed": {"heal"},
         "split-brain": {"heal"},
+        "asymmetric": {"heal"},
         "rolling-restart": {"leave", "restart"},
         "mass-churn": {"crash", "restart"},
     }[scenario]
@@ -142,6 +144,13 @@ def test_seed_scenario_node_rejoins_by_itself() -> None:
     heal = next(e for e in r["membership_events"] if e["kind"] == "heal")
     assert heal["converged_ms"] is not None and heal["converged_ms"] < 20_000
     assert r["converged"]
+
+
+def test_bandwidth_limit_queues_bursts() -> None:
+    base = {"nodes": 20, "duration": 30.0, "writes": 60, "seed": 2}
+    fast = run(base)
+    slow = run({**base, "bandwidth": 4000.0})
+    assert slow["entry_convergence_ms"]["p50"] > fast["entry_convergence_ms"]["p50"]
 
 
 def test_k_networks_per_node_and_churn_workload() -> None:

@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        uvloop = None
+        uvloop = None  # type: ignore[assignment,unused-ignore]
     if uvloop is not None:
         return int(uvloop.run(_serve(args)))
     return asyncio.run(_serve(args))

@@ -34,6 +34,7 @@ FLAGS: list[tuple[str, str, Callable[[str], Value], str]] = [
     ),
     ("--latency-ms", "latency", float, "one-way latency, ms (default 0.2)"),
     ("--jitter-ms", "jitter", float, "uniform jitter, ms (default 0.1)"),
+    ("--bandwidth", "bandwidth", float, "each node's uplink, bytes/s (default 0: unlimited)"),
     ("--profile", "profile", str, "memberlist profile: lan (default) or local"),
     (
         "--gossip-interval",

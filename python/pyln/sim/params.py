@@ -23,7 +23,8 @@ PARAMS: dict[str, str] = {
     "loss": "probability that a UDP packet is lost",
     "latency": "one-way latency, seconds",
     "jitter": "uniform jitter added to the latency, seconds",
-    "scenario": "steady, seed, split-brain, rolling-restart or mass-churn",
+    "bandwidth": "each node's uplink, bytes per second (0: unlimited)",
+    "scenario": "steady, seed, split-brain, asymmetric, rolling-restart or mass-churn",
     "bootstrap": "warm (nodes start with the cluster's state) or join (over the protocol)",
     "profile": "memberlist profile: lan (DefaultLANConfig) or local",
     "gossip_interval": "gossip interval of memberlist and networkdb, seconds",
@@ -57,7 +58,7 @@ PARAMS: dict[str, str] = {
     "sample_interval": "seconds between traffic samples",
 }
 
-SCENARIOS = ("steady", "seed", "split-brain", "rolling-restart", "mass-churn")
+SCENARIOS = ("steady", "seed", "split-brain", "asymmetric", "rolling-restart", "mass-churn")
 
 
 def _flatten(data: dict[str, Any], where: str) -> dict[str, Value]:

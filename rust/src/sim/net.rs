@@ -29,11 +29,14 @@ pub struct SimConfig {
     /// How long a stream to an unreachable node takes to fail.
     pub stream_timeout: u64,
     pub seed: u64,
+    /// Each node's uplink, bytes per second (0: unlimited): a packet leaves
+    /// once the ones before it are out, so bursts queue.
+    pub bandwidth: u64,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { latency: 200, jitter: 100, loss: 0.0, stream_timeout: 1_000_000, seed: 1 }
+        SimConfig { latency: 200, jitter: 100, loss: 0.0, stream_timeout: 1_000_000, seed: 1, bandwidth: 0 }
     }
 }
 
@@ -99,6 +102,8 @@ pub struct Sim<M: Machine> {
     blocked: HashSet<(usize, usize)>,
     pub traffic: Vec<Traffic>,
     pub events_processed: u64,
+    /// When each node's uplink is free again (with a bandwidth limit).
+    tx_free: Vec<u64>,
 }
 
 impl<M: Machine> Sim<M> {
@@ -117,6 +122,7 @@ impl<M: Machine> Sim<M> {
             blocked: HashSet::new(),
             traffic: Vec::new(),
             events_processed: 0,
+            tx_free: Vec::new(),
         }
     }
 
@@ -132,6 +138,7 @@ impl<M: Machine> Sim<M> {
         self.timer_at.push(u64::MAX);
         self.group.push(0);
         self.traffic.push(Traffic::default());
+        self.tx_free.push(0);
         self.after_input(i);
         i
     }
@@ -215,6 +222,17 @@ impl<M: Machine> Sim<M> {
         self.heap.push(Reverse(Scheduled { at, seq: self.seq, ev }));
     }
 
+    /// Serialisation on node `i`'s uplink: how long `bytes` wait to be out.
+    fn uplink(&mut self, i: usize, bytes: usize) -> u64 {
+        if self.cfg.bandwidth == 0 {
+            return 0;
+        }
+        let start = self.tx_free[i].max(self.now);
+        let done = start + (bytes as u64 * 1_000_000).div_ceil(self.cfg.bandwidth);
+        self.tx_free[i] = done;
+        done - self.now
+    }
+
     fn delay(&mut self) -> u64 {
         let j = if self.cfg.jitter > 0 { self.rng.next_u64() % (self.cfg.jitter + 1) } else { 0 };
         self.cfg.latency + j
@@ -242,7 +260,7 @@ impl<M: Machine> Sim<M> {
                         self.traffic[i].dropped += 1;
                         continue;
                     }
-                    let at = self.now + self.delay();
+                    let at = self.now + self.uplink(i, data.len()) + self.delay();
                     self.push(at, Event::Packet { to: j, from: from_addr, data });
                 }
                 Action::Stream { to, data, token } => {
@@ -251,7 +269,7 @@ impl<M: Machine> Sim<M> {
                     match self.by_addr.get(&to).copied() {
                         Some(j) if self.reachable(i, j) => {
                             // A TCP exchange: connection set-up plus the send.
-                            let at = self.now + 2 * self.delay();
+                            let at = self.now + self.uplink(i, data.len()) + 2 * self.delay();
                             self.push(at, Event::Stream { to: j, from: i, data, token });
                         }
                         _ => {
@@ -311,7 +329,8 @@ impl<M: Machine> Sim<M> {
                             self.traffic[to].bytes_sent += r.len() as u64;
                         }
                         let ok = self.reachable(to, from);
-                        let at = self.now + if ok { self.delay() } else { self.cfg.stream_timeout };
+                        let up = reply.as_ref().map_or(0, |r| self.uplink(to, r.len()));
+                        let at = self.now + if ok { up + self.delay() } else { self.cfg.stream_timeout };
                         let data = if ok { reply } else { None };
                         self.push(at, Event::Reply { to: from, token: t, data });
                     }

@@ -53,6 +53,9 @@ pub enum Scenario {
     Seed,
     /// The cluster splits in two halves (15% to 50% of the run), then heals.
     SplitBrain,
+    /// Like the split brain, but one way only: the second half's packets
+    /// do not reach the first half; the first half's reach the second.
+    Asymmetric,
     /// Every node in turn leaves gracefully, stays down, and comes back with
     /// empty state, rejoins, joins its networks and re-creates its entries
     /// (leaves spread between 5% and 40% of the run).
@@ -68,6 +71,7 @@ impl Scenario {
             "steady" | "steady-state" => Scenario::Steady,
             "seed" => Scenario::Seed,
             "split-brain" | "split" => Scenario::SplitBrain,
+            "asymmetric" | "asymmetric-partition" => Scenario::Asymmetric,
             "rolling-restart" | "rolling" => Scenario::RollingRestart,
             "mass-churn" | "churn" => Scenario::MassChurn,
             _ => return None,
@@ -79,6 +83,7 @@ impl Scenario {
             Scenario::Steady => "steady",
             Scenario::Seed => "seed",
             Scenario::SplitBrain => "split-brain",
+            Scenario::Asymmetric => "asymmetric",
             Scenario::RollingRestart => "rolling-restart",
             Scenario::MassChurn => "mass-churn",
         }
@@ -94,6 +99,8 @@ pub struct Params {
     pub loss: f64,
     pub latency: f64,
     pub jitter: f64,
+    /// Each node's uplink, bytes per second (0: unlimited).
+    pub bandwidth: f64,
     pub scenario: Scenario,
     pub bootstrap: Bootstrap,
     /// memberlist profile ("lan" or "local") and overrides.
@@ -132,6 +139,7 @@ impl Default for Params {
             loss: 0.0,
             latency: 0.0002,
             jitter: 0.0001,
+            bandwidth: 0.0,
             scenario: Scenario::Steady,
             bootstrap: Bootstrap::Warm,
             profile: "lan".into(),
@@ -222,6 +230,7 @@ impl Params {
             }
             "latency" => self.latency = num(&v)?.max(0.0),
             "jitter" => self.jitter = num(&v)?.max(0.0),
+            "bandwidth" => self.bandwidth = num(&v)?.max(0.0),
             "scenario" => match &v {
                 Value::Str(s) => {
                     self.scenario = Scenario::parse(s).ok_or_else(|| bad("unknown scenario"))?
@@ -387,6 +396,7 @@ enum Act {
     Write,
     Isolate(usize),
     Split,
+    OneWay,
     Heal,
     Leave(usize),
     Crash(usize),
@@ -571,6 +581,7 @@ impl Runner {
             loss: p.loss,
             stream_timeout: us(p.ml_config("x").tcp_timeout as f64 / 1e6),
             seed: p.seed,
+            bandwidth: p.bandwidth as u64,
         };
         let bootstrap_nodes: Vec<SocketAddr> = if p.bootstrap == Bootstrap::Join {
             vec![addr(0)]
@@ -774,6 +785,10 @@ impl Runner {
                 plan.push((self.at(0.15), Act::Split));
                 plan.push((self.at(0.5), Act::Heal));
             }
+            Scenario::Asymmetric => {
+                plan.push((self.at(0.15), Act::OneWay));
+                plan.push((self.at(0.5), Act::Heal));
+            }
             Scenario::RollingRestart => {
                 let (a, b) = (self.at(0.05), self.at(0.4));
                 let down = us(self.p.downtime);
@@ -892,6 +907,16 @@ impl Runner {
                 let groups: Vec<u32> = (0..self.p.nodes).map(|i| (i >= half) as u32).collect();
                 self.sim.set_groups(&groups);
                 self.rec.borrow_mut().group = groups;
+            }
+            Act::OneWay => {
+                let half = self.p.nodes / 2;
+                let mut r = self.rec.borrow_mut();
+                for a in half..self.p.nodes {
+                    for b in 0..half {
+                        self.sim.block(a, b);
+                        r.blocked.insert((a, b));
+                    }
+                }
             }
             Act::Heal => {
                 self.sim.heal();
