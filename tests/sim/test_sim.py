@@ -154,6 +154,7 @@ def test_bandwidth_limit_queues_bursts() -> None:
 
 
 def test_k_networks_per_node_and_churn_workload() -> None:
+    assert run({"nodes": 10, "duration": 20.0, "settle": 10.0, "write_rate": 3.0})["writes"] == 30
     r = run(
         {
             "nodes": 30,

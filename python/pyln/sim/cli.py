@@ -58,6 +58,7 @@ FLAGS: list[tuple[str, str, Callable[[str], Value], str]] = [
     ("--networks", "networks", int, "number of networks (1)"),
     ("--networks-per-node", "networks_per_node", int, "networks per node (0: all nodes in all)"),
     ("--writes", "writes", int, "table writes during the run (1000)"),
+    ("--write-rate", "write_rate", float, "table writes per second, instead of --writes"),
     ("--updates", "updates", float, "weight of updates in the write mix (0; creates weigh 1)"),
     ("--deletes", "deletes", float, "weight of deletes in the write mix (0)"),
     ("--value-size", "value_size", int, "bytes per table value (100)"),

@@ -48,6 +48,7 @@ PARAMS: dict[str, str] = {
     "networks": "number of networks",
     "networks_per_node": "networks each node is in (0: every node in every network)",
     "writes": "table writes during the run (spread evenly before the settle period)",
+    "write_rate": "table writes per second before the settle period (instead of writes)",
     "creates": "weight of creates in the write mix",
     "updates": "weight of updates in the write mix",
     "deletes": "weight of deletes in the write mix (creates + deletes: container churn)",

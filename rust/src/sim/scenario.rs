@@ -119,6 +119,8 @@ pub struct Params {
     pub networks: usize,
     pub networks_per_node: usize,
     pub writes: usize,
+    /// Writes per second instead of a count (over the write window).
+    pub write_rate: Option<f64>,
     pub mix: [f64; 3],
     pub value_size: usize,
     /// Final seconds without writes or faults, before the checks.
@@ -154,6 +156,7 @@ impl Default for Params {
             networks: 1,
             networks_per_node: 0,
             writes: 1000,
+            write_rate: None,
             mix: [1.0, 0.0, 0.0],
             value_size: 100,
             settle: 15.0,
@@ -280,6 +283,7 @@ impl Params {
             "networks" => self.networks = count(&v)?.max(1),
             "networks_per_node" => self.networks_per_node = count(&v)?,
             "writes" => self.writes = count(&v)?,
+            "write_rate" => self.write_rate = Some(num(&v)?.max(0.0)),
             "creates" => self.mix[0] = num(&v)?.max(0.0),
             "updates" => self.mix[1] = num(&v)?.max(0.0),
             "deletes" => self.mix[2] = num(&v)?.max(0.0),
@@ -769,6 +773,9 @@ impl Runner {
         let n = self.p.nodes;
         let settle = self.p.settle.min(self.p.duration / 2.0);
         let window = us(self.p.duration - settle);
+        if let Some(rate) = self.p.write_rate {
+            self.p.writes = (rate * window as f64 / 1e6).round() as usize;
+        }
         let mut plan: Vec<(u64, Act)> = Vec::new();
         for k in 0..self.p.writes {
             // Evenly spread over the write window, from its first instant.
