@@ -58,6 +58,7 @@ fn report<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("tables_converged", r.tables_converged)?;
     d.set_item("mismatched_nodes", r.mismatched_nodes)?;
     d.set_item("membership_converged", r.membership_converged)?;
+    d.set_item("seed_saw_all_dead", r.seed_saw_all_dead)?;
     d.set_item("converged", r.converged)?;
     d.set_item("peak_memberlist_queue", r.peak_memberlist_queue)?;
     d.set_item("mean_peak_memberlist_queue", r.mean_peak_memberlist_queue)?;

@@ -141,6 +141,7 @@ def test_seed_scenario_node_rejoins_by_itself() -> None:
             "suspicion_mult": 2,
         }
     )
+    assert r["seed_saw_all_dead"] is True
     heal = next(e for e in r["membership_events"] if e["kind"] == "heal")
     assert heal["converged_ms"] is not None and heal["converged_ms"] < 20_000
     assert r["converged"]

@@ -36,6 +36,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("membership convergence", _ms(r["membership_convergence_ms"])),
     ]
+    if r.get("seed_saw_all_dead") is not None:
+        out.append(
+            (
+                "seed node believed all dead before the heal",
+                "yes" if r["seed_saw_all_dead"] else "no",
+            )
+        )
     if r.get("failure_detection_ms") is not None:
         out.append(("failure detection", _ms(r["failure_detection_ms"])))
     out += [

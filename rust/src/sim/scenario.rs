@@ -47,9 +47,10 @@ pub enum Bootstrap {
 pub enum Scenario {
     /// No faults.
     Steady,
-    /// One node is cut off from every member it knows (both ways) until it
-    /// believes them all dead (or for 45% of the run), then the network
-    /// heals; nothing calls join: it must find its way back by itself.
+    /// One node is cut off from every member it knows (both ways) from 10%
+    /// to 55% of the run, then the network heals; nothing calls join: it must
+    /// find its way back by itself. The report says whether it had come to
+    /// believe every member dead by then (`seed_saw_all_dead`).
     Seed,
     /// The cluster splits in two halves (15% to 50% of the run), then heals.
     SplitBrain,
@@ -484,6 +485,9 @@ pub struct Report {
     pub tables_converged: bool,
     pub mismatched_nodes: usize,
     pub membership_converged: bool,
+    /// Seed scenario: whether the cut-off node believed every member dead
+    /// when the network healed.
+    pub seed_saw_all_dead: Option<bool>,
     pub converged: bool,
     pub peak_memberlist_queue: usize,
     pub peak_table_queue: usize,
@@ -530,6 +534,8 @@ pub struct Runner {
     samples: Vec<Sample>,
     next_sample: u64,
     bootstrap_nodes: Vec<SocketAddr>,
+    isolated: Option<usize>,
+    seed_saw_all_dead: Option<bool>,
     restarts: u64,
     started: Instant,
     setup_wall: f64,
@@ -607,6 +613,8 @@ impl Runner {
             samples: Vec::new(),
             next_sample: 0,
             bootstrap_nodes,
+            isolated: None,
+            seed_saw_all_dead: None,
             restarts: 0,
             started,
             setup_wall: 0.0,
@@ -899,6 +907,7 @@ impl Runner {
         match a {
             Act::Write => self.write(),
             Act::Isolate(v) => {
+                self.isolated = Some(v);
                 for j in 0..self.p.nodes {
                     if j != v {
                         self.sim.block(v, j);
@@ -926,6 +935,10 @@ impl Runner {
                 }
             }
             Act::Heal => {
+                if let Some(v) = self.isolated.take() {
+                    let alone = self.sim.node(v).map(|m| m.ndb.ml.num_alive_peers() == 0);
+                    self.seed_saw_all_dead = alone;
+                }
                 self.sim.heal();
                 let mut r = self.rec.borrow_mut();
                 r.group.iter_mut().for_each(|g| *g = 0);
@@ -1271,6 +1284,7 @@ impl Runner {
             tables_converged,
             mismatched_nodes: mismatched,
             membership_converged,
+            seed_saw_all_dead: self.seed_saw_all_dead,
             converged: tables_converged && membership_converged,
             peak_memberlist_queue: peak_ml,
             peak_table_queue: peak_tq,
