@@ -85,6 +85,32 @@ def test_same_seed_same_report_except_wall_time() -> None:
     assert c["entry_convergence_ms"] != a["entry_convergence_ms"]
 
 
+def test_same_seed_same_report_with_faults() -> None:
+    # Suspicions expiring together, refutations, rejoins: their order must
+    # not depend on hash-map iteration.
+    p = {
+        "nodes": 30,
+        "duration": 60.0,
+        "seed": 9,
+        "loss": 0.05,
+        "writes": 60,
+        "scenario": "split-brain",
+        "probe_interval": 0.3,
+    }
+    a, b = run(p), run(p)
+    for r in (a, b):
+        for k in (
+            "wall_s",
+            "events_per_s",
+            "setup_wall_s",
+            "run_wall_s",
+            "rss_bytes",
+            "memory_per_node_bytes",
+        ):
+            r.pop(k)
+    assert a == b
+
+
 def test_loss_slows_convergence_and_protocol_flags_matter() -> None:
     base = {"nodes": 30, "duration": 30.0, "writes": 60, "seed": 2}
     clean = run(base)

@@ -1110,7 +1110,9 @@ impl Memberlist {
     }
 
     fn expire_relays(&mut self, now: u64, d: &mut impl Delegate) {
-        let due: Vec<u32> = self.relays.iter().filter(|(_, r)| r.deadline <= now).map(|(&s, _)| s).collect();
+        let mut due: Vec<u32> = self.relays.iter().filter(|(_, r)| r.deadline <= now).map(|(&s, _)| s).collect();
+        // In a fixed order (a hash map's is random): the same seed, the same run.
+        due.sort_unstable();
         for s in due {
             if let Some(r) = self.relays.remove(&s) {
                 if r.nack {
@@ -1121,8 +1123,10 @@ impl Memberlist {
     }
 
     fn expire_suspicions(&mut self, now: u64, d: &mut impl Delegate) {
-        let due: Vec<String> =
+        let mut due: Vec<String> =
             self.suspicions.iter().filter(|(_, s)| s.deadline <= now).map(|(n, _)| n.clone()).collect();
+        // In a fixed order (a hash map's is random): the same seed, the same run.
+        due.sort_unstable();
         for name in due {
             self.suspicions.remove(&name);
             let Some(idx) = self.index.get(&self.nodes, &name) else { continue };
