@@ -15,4 +15,6 @@ mod py_ndb;
 #[cfg(feature = "python")]
 mod py_networkdb;
 #[cfg(feature = "python")]
+mod py_sim;
+#[cfg(feature = "python")]
 mod py_swim;

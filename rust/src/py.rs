@@ -288,5 +288,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::py_swim::register(m)?;
     crate::py_ndb::register(m)?;
     crate::py_networkdb::register(m)?;
+    crate::py_sim::register(m)?;
     Ok(())
 }

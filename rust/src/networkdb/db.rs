@@ -223,6 +223,18 @@ impl NetworkDb {
         self.store.merge(ev, ctx, is_bulk_sync, now)
     }
 
+    /// Whether a peer's table event would be dropped as stale by
+    /// [`Self::apply_table_event`] (then only [`Self::witness_table_time`] is
+    /// left to do). Not for this node's own events.
+    pub fn is_stale_table_event(&self, table: &str, network_id: &str, key: &str, ltime: u64, node: &str) -> bool {
+        self.store.is_stale(table, network_id, key, ltime, node)
+    }
+
+    /// The table clock witnesses a peer's table time.
+    pub fn witness_table_time(&mut self, ltime: u64) {
+        self.store.witness(ltime);
+    }
+
     /// Table events for every entry of the given networks (tombstones and
     /// hidden entries included, with residual reap times), to bulk sync.
     pub fn bulk_sync_events(&self, network_ids: &[&str], now: u64) -> Vec<TableEvent> {
@@ -311,6 +323,17 @@ impl NetworkDb {
                     .map(|id| self.store.node_name(id)),
             )
             .collect()
+    }
+
+    /// How many peers (not this node) gossip of the network picks from.
+    pub fn network_peer_count(&self, network_id: &str) -> usize {
+        self.networks.peer_count(network_id)
+    }
+
+    /// The name of the `i`th peer of [`Self::network_peer_count`] (id order,
+    /// as [`Self::network_peers`] lists them after this node).
+    pub fn network_peer_at(&self, network_id: &str, i: usize) -> Option<&str> {
+        self.networks.peer_at(network_id, i).map(|id| self.store.node_name(id))
     }
 
     /// The networks a bulk sync with `node` covers: this node's networks in

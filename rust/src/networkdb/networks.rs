@@ -2,7 +2,7 @@
 //! stamped by the network clock, with leaves kept (as `leaving`) until
 //! reaped; and who the gossip peers of each network are.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::clock::LamportClock;
@@ -88,10 +88,13 @@ pub struct Networks {
     nets: Interner,
     reap_interval: u64,
     own: BTreeMap<NetId, OwnAttachment>,
-    /// Peer → network → attachment. A failed peer's attachments are kept.
-    attachments: BTreeMap<NodeId, BTreeMap<NetId, Attachment>>,
-    /// Network → active peers with a non-leaving attachment (not this node).
-    peers: BTreeMap<NetId, BTreeSet<NodeId>>,
+    /// (Peer, network) → attachment. A failed peer's attachments are kept.
+    /// One flat map: a map per peer would cost a B-tree node (~400 bytes)
+    /// for each peer's usually single attachment.
+    attachments: BTreeMap<(NodeId, NetId), Attachment>,
+    /// Network → active peers with a non-leaving attachment (not this node),
+    /// sorted: a vector, so that gossip picks random peers in O(1).
+    peers: BTreeMap<NetId, Vec<NodeId>>,
 }
 
 impl Networks {
@@ -231,11 +234,7 @@ impl Networks {
             .filter(|nid| self.attachment_of(node, *nid).is_some());
         if let Some(nid) = known {
             let reap_interval = self.reap_interval;
-            let a = self
-                .attachments
-                .get_mut(&node)
-                .and_then(|m| m.get_mut(&nid))
-                .expect("attachment exists");
+            let a = self.attachments.get_mut(&(node, nid)).expect("attachment exists");
             if a.ltime >= ltime {
                 return NetworkVerdict::Stale;
             }
@@ -248,7 +247,7 @@ impl Networks {
             }
             a.reap_at = None;
             if active {
-                self.peers.entry(nid).or_default().insert(node);
+                self.peer(nid, node);
             }
             return NetworkVerdict::Joined;
         }
@@ -259,15 +258,15 @@ impl Networks {
             return NetworkVerdict::NodeNotActive;
         }
         let nid = self.nets.intern(network_id);
-        self.attachments.entry(node).or_default().insert(
-            nid,
+        self.attachments.insert(
+            (node, nid),
             Attachment {
                 ltime,
                 leaving: false,
                 reap_at: None,
             },
         );
-        self.peers.entry(nid).or_default().insert(node);
+        self.peer(nid, node);
         NetworkVerdict::Joined
     }
 
@@ -286,17 +285,15 @@ impl Networks {
     /// A peer's attachments, leaving ones included.
     pub fn attachments_of(&self, node: NodeId) -> impl Iterator<Item = (&str, &Attachment)> {
         self.attachments
-            .get(&node)
-            .into_iter()
-            .flat_map(move |m| m.iter().map(move |(&nid, a)| (self.nets.name(nid), a)))
+            .range((node, 0)..=(node, NetId::MAX))
+            .map(move |(&(_, nid), a)| (self.nets.name(nid), a))
     }
 
     /// All peer attachments, leaving ones included: (node, network, attachment).
     pub fn all_attachments(&self) -> impl Iterator<Item = (NodeId, &str, &Attachment)> {
-        self.attachments.iter().flat_map(move |(&node, m)| {
-            m.iter()
-                .map(move |(&nid, a)| (node, self.nets.name(nid), a))
-        })
+        self.attachments
+            .iter()
+            .map(move |(&(node, nid), a)| (node, self.nets.name(nid), a))
     }
 
     /// The active peers with a non-leaving attachment to the network, by id
@@ -309,16 +306,23 @@ impl Networks {
             .flat_map(|s| s.iter().copied())
     }
 
+    /// How many active peers have a non-leaving attachment to the network.
+    pub fn peer_count(&self, network_id: &str) -> usize {
+        self.nets.lookup(network_id).and_then(|nid| self.peers.get(&nid)).map_or(0, Vec::len)
+    }
+
+    /// The `i`th of [`Self::peers`] (in id order).
+    pub fn peer_at(&self, network_id: &str, i: usize) -> Option<NodeId> {
+        self.nets.lookup(network_id).and_then(|nid| self.peers.get(&nid)).and_then(|v| v.get(i).copied())
+    }
+
     /// Networks this node is attached to (leaving ones included, as
     /// libnetwork's `findCommonNetworks`) in which `node` has a non-leaving
     /// attachment: what a bulk sync with that node covers.
     pub fn common_networks(&self, node: NodeId) -> Vec<&str> {
-        let Some(theirs) = self.attachments.get(&node) else {
-            return Vec::new();
-        };
         self.own
             .keys()
-            .filter(|nid| theirs.get(nid).is_some_and(|a| !a.leaving))
+            .filter(|&&nid| self.attachments.get(&(node, nid)).is_some_and(|a| !a.leaving))
             .map(|&nid| self.nets.name(nid))
             .collect()
     }
@@ -326,11 +330,7 @@ impl Networks {
     /// The peer failed: it stops being a gossip peer of its networks, but its
     /// attachments are remembered for [`Self::restore_node`].
     pub fn suspend_node(&mut self, node: NodeId) {
-        let nids: Vec<NetId> = self
-            .attachments
-            .get(&node)
-            .map(|m| m.keys().copied().collect())
-            .unwrap_or_default();
+        let nids: Vec<NetId> = self.attachments_range(node).map(|(&(_, nid), _)| nid).collect();
         for nid in nids {
             self.unpeer(nid, node);
         }
@@ -339,20 +339,20 @@ impl Networks {
     /// The peer is back: it is a gossip peer again of the networks it has a
     /// non-leaving attachment to.
     pub fn restore_node(&mut self, node: NodeId) {
-        let Some(m) = self.attachments.get(&node) else {
-            return;
-        };
-        for (&nid, a) in m {
-            if !a.leaving {
-                self.peers.entry(nid).or_default().insert(node);
-            }
+        let nids: Vec<NetId> =
+            self.attachments_range(node).filter(|(_, a)| !a.leaving).map(|(&(_, nid), _)| nid).collect();
+        for nid in nids {
+            self.peer(nid, node);
         }
     }
 
     /// The peer is gone for good: forget its attachments.
     pub fn forget_node(&mut self, node: NodeId) {
         self.suspend_node(node);
-        self.attachments.remove(&node);
+        let keys: Vec<(NodeId, NetId)> = self.attachments_range(node).map(|(&k, _)| k).collect();
+        for k in keys {
+            self.attachments.remove(&k);
+        }
     }
 
     /// Drop leaving attachments (own and peers') whose reap time has come;
@@ -363,11 +363,10 @@ impl Networks {
         self.own.retain(|_, a| !(a.leaving && due(a.reap_at)));
         let own = before - self.own.len();
         let mut peers = 0;
-        self.attachments.retain(|_, m| {
-            let before = m.len();
-            m.retain(|_, a| !(a.leaving && due(a.reap_at)));
-            peers += before - m.len();
-            !m.is_empty()
+        self.attachments.retain(|_, a| {
+            let drop = a.leaving && due(a.reap_at);
+            peers += drop as usize;
+            !drop
         });
         (own, peers)
     }
@@ -378,12 +377,28 @@ impl Networks {
     }
 
     fn attachment_of(&self, node: NodeId, nid: NetId) -> Option<&Attachment> {
-        self.attachments.get(&node)?.get(&nid)
+        self.attachments.get(&(node, nid))
+    }
+
+    fn attachments_range(&self, node: NodeId) -> impl Iterator<Item = (&(NodeId, NetId), &Attachment)> {
+        self.attachments.range((node, 0)..=(node, NetId::MAX))
+    }
+
+    fn peer(&mut self, nid: NetId, node: NodeId) {
+        let v = self.peers.entry(nid).or_default();
+        // Ids mostly arrive in increasing order (interned as first seen).
+        if v.last().is_none_or(|&l| l < node) {
+            v.push(node);
+        } else if let Err(i) = v.binary_search(&node) {
+            v.insert(i, node);
+        }
     }
 
     fn unpeer(&mut self, nid: NetId, node: NodeId) {
         if let Some(set) = self.peers.get_mut(&nid) {
-            set.remove(&node);
+            if let Ok(i) = set.binary_search(&node) {
+                set.remove(i);
+            }
             if set.is_empty() {
                 self.peers.remove(&nid);
             }

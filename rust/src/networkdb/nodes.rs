@@ -3,7 +3,6 @@
 //! replaced it), with the network-clock time of its latest node event and,
 //! once it is not active, the time at which it is forgotten.
 
-use std::collections::BTreeMap;
 
 use super::store::NodeId;
 
@@ -42,7 +41,15 @@ pub enum Transition {
 /// All peer nodes this node knows of (not itself).
 #[derive(Debug, Clone, Default)]
 pub struct Nodes {
-    map: BTreeMap<NodeId, NodeRecord>,
+    /// By node id. Ids are dense (interned in order of first sight) and a
+    /// node of an N-node cluster holds N records, so a vector: 32 bytes a
+    /// record where a B-tree took ~70.
+    map: Vec<Option<NodeRecord>>,
+    len: usize,
+    /// How many are failed, and left (so that "any failed node?" and "any
+    /// node to reap?" are O(1)).
+    failed: usize,
+    left: usize,
 }
 
 impl Nodes {
@@ -53,7 +60,11 @@ impl Nodes {
 
     /// What is known about a node.
     pub fn get(&self, id: NodeId) -> Option<&NodeRecord> {
-        self.map.get(&id)
+        self.map.get(id as usize).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, id: NodeId) -> Option<&mut NodeRecord> {
+        self.map.get_mut(id as usize).and_then(Option::as_mut)
     }
 
     /// Whether the node is known and active.
@@ -63,22 +74,24 @@ impl Nodes {
 
     /// Known nodes with their records, by id.
     pub fn iter(&self) -> impl Iterator<Item = (NodeId, &NodeRecord)> {
-        self.map.iter().map(|(&id, r)| (id, r))
+        self.map.iter().enumerate().filter_map(|(id, r)| r.as_ref().map(|r| (id as NodeId, r)))
     }
 
     /// Add a node as active if it is new (memberlist saw it join).
     pub fn add_active(&mut self, id: NodeId) -> Transition {
-        if self.map.contains_key(&id) {
+        if self.get(id).is_some() {
             return Transition::Unchanged;
         }
-        self.map.insert(
-            id,
-            NodeRecord {
-                state: NodeState::Active,
-                ltime: 0,
-                reap_at: None,
-            },
-        );
+        let i = id as usize;
+        if self.map.len() <= i {
+            self.map.resize(i + 1, None);
+        }
+        self.map[i] = Some(NodeRecord {
+            state: NodeState::Active,
+            ltime: 0,
+            reap_at: None,
+        });
+        self.len += 1;
         Transition::Moved { from: None }
     }
 
@@ -92,7 +105,7 @@ impl Nodes {
         now: u64,
         reap_interval: u64,
     ) -> Transition {
-        let Some(rec) = self.map.get_mut(&id) else {
+        let Some(rec) = self.map.get_mut(id as usize).and_then(Option::as_mut) else {
             return Transition::Unknown;
         };
         if rec.state == state {
@@ -100,6 +113,16 @@ impl Nodes {
         }
         let from = rec.state;
         rec.state = state;
+        match from {
+            NodeState::Failed => self.failed -= 1,
+            NodeState::Left => self.left -= 1,
+            NodeState::Active => {}
+        }
+        match state {
+            NodeState::Failed => self.failed += 1,
+            NodeState::Left => self.left += 1,
+            NodeState::Active => {}
+        }
         if state == NodeState::Active {
             rec.reap_at = None;
         } else if rec.reap_at.is_none() {
@@ -111,7 +134,7 @@ impl Nodes {
     /// Record the ltime of a node event; false (and nothing recorded) if the
     /// node is unknown or the event is not newer than the last one seen.
     pub fn witness_event(&mut self, id: NodeId, ltime: u64) -> bool {
-        match self.map.get_mut(&id) {
+        match self.get_mut(id) {
             Some(rec) if rec.ltime < ltime => {
                 rec.ltime = ltime;
                 true
@@ -123,26 +146,39 @@ impl Nodes {
     /// Forget failed and left nodes whose reap time has come; returns them
     /// with the state they were in.
     pub fn reap(&mut self, now: u64) -> Vec<(NodeId, NodeState)> {
+        if self.failed + self.left == 0 {
+            return Vec::new();
+        }
         let due: Vec<(NodeId, NodeState)> = self
-            .map
             .iter()
             .filter(|(_, r)| r.reap_at.is_some_and(|t| t <= now))
-            .map(|(&id, r)| (id, r.state))
+            .map(|(id, r)| (id, r.state))
             .collect();
-        for (id, _) in &due {
-            self.map.remove(id);
+        for (id, state) in &due {
+            self.map[*id as usize] = None;
+            self.len -= 1;
+            match state {
+                NodeState::Failed => self.failed -= 1,
+                NodeState::Left => self.left -= 1,
+                NodeState::Active => {}
+            }
         }
         due
     }
 
+    /// How many known nodes are failed.
+    pub fn failed_count(&self) -> usize {
+        self.failed
+    }
+
     /// How many nodes are known.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     /// Whether no node is known.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 }
 
@@ -173,7 +209,9 @@ mod tests {
         );
         assert_eq!(n.get(1).unwrap().reap_at, Some(110));
         // Failed, then left: the first deadline stays.
+        assert_eq!(n.failed_count(), 1);
         n.set_state(1, NodeState::Left, 50, 100);
+        assert_eq!(n.failed_count(), 0);
         assert_eq!(n.get(1).unwrap().reap_at, Some(110));
         n.set_state(1, NodeState::Active, 60, 100);
         assert_eq!(n.get(1).unwrap().reap_at, None);

@@ -12,10 +12,10 @@ use super::convert::{
     table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
-use super::events::{NetworkEvent, NetworkEventType, NodeEventType, TableEvent, WatchEvent};
+use super::events::{NetworkEvent, NetworkEventType, NodeEventType, TableEvent, TableEventType, WatchEvent};
 use super::networks::NetworkError;
 use super::nodes::NodeState;
-use super::store::{TableError, TableOutcome};
+use super::store::{NodeId, TableError, TableOutcome};
 use super::Config as DbConfig;
 use crate::swim::queue::BroadcastQueue;
 use crate::swim::rng::Rng;
@@ -90,6 +90,18 @@ pub struct NdbCounters {
     pub largest_gossip: usize,
 }
 
+/// What a node saw happen, recorded only when [`NdbNode::set_tracing`] is on
+/// (the simulator measures convergence with it; real nodes leave it off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trace {
+    /// A peer's table event (gossip or bulk sync) was stored.
+    Table { key: String, ltime: u64, deleting: bool },
+    /// Memberlist reported the node alive (new, or back).
+    NodeUp(String),
+    /// Memberlist reported the node dead (`left`: it said goodbye).
+    NodeDown { name: String, left: bool },
+}
+
 enum Out {
     Udp { to: String, data: Vec<u8> },
     Tcp { to: String, data: Vec<u8> },
@@ -105,7 +117,9 @@ pub struct Core {
     watch: Vec<WatchEvent>,
     out: Vec<Out>,
     bulk_pending: HashMap<String, u64>,
-    addrs: HashMap<String, SocketAddr>,
+    /// Last address of each peer memberlist reported, and the inverse.
+    addrs: AddrBook,
+    trace: Option<Vec<Trace>>,
     rng: Rng,
     ml_mult: u32,
     num_members: usize,
@@ -115,6 +129,58 @@ pub struct Core {
     leave_sent: bool,
     /// Something new was queued for network gossip since the last round.
     fresh: bool,
+}
+
+/// Peer addresses by interned node id (ids are dense, so a list), and the
+/// inverse (one id per address) as a table of ids that reads the addresses
+/// from the list: 36 bytes per peer, where two hash maps took ~150.
+#[derive(Default)]
+struct AddrBook {
+    addrs: Vec<Option<SocketAddr>>,
+    by_addr: hashbrown::HashTable<NodeId>,
+}
+
+fn addr_hash(a: &SocketAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same hashes in every run.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    a.hash(&mut h);
+    h.finish()
+}
+
+impl AddrBook {
+    fn get(&self, id: NodeId) -> Option<SocketAddr> {
+        self.addrs.get(id as usize).copied().flatten()
+    }
+
+    /// The id last seen at `a`.
+    fn id_at(&self, a: &SocketAddr) -> Option<NodeId> {
+        self.by_addr.find(addr_hash(a), |&i| self.get(i) == Some(*a)).copied()
+    }
+
+    fn remove(&mut self, id: NodeId) {
+        let Some(a) = self.addrs.get_mut(id as usize).and_then(Option::take) else { return };
+        if let Ok(e) = self.by_addr.find_entry(addr_hash(&a), |&i| i == id) {
+            e.remove();
+        }
+    }
+
+    fn set(&mut self, id: NodeId, a: SocketAddr) {
+        self.remove(id);
+        if let Some(o) = self.id_at(&a) {
+            // Another id at this address (the caller purges such a node
+            // first): the address now belongs to `id`.
+            self.remove(o);
+        }
+        let i = id as usize;
+        if self.addrs.len() <= i {
+            self.addrs.resize(i + 1, None);
+        }
+        self.addrs[i] = Some(a);
+        let addrs = &self.addrs;
+        self.by_addr.insert_unique(addr_hash(&a), id, |&j| addrs[j as usize].map_or(0, |x| addr_hash(&x)));
+    }
 }
 
 fn table_key(nid: &str, table: &str, key: &str) -> Vec<u8> {
@@ -191,13 +257,36 @@ impl Core {
     }
 
     fn handle_table(&mut self, now: u64, data: &[u8], is_bulk: bool) {
-        let Some(e) = pb::TableEventRef::decode(data).ok().and_then(|t| table_from_wire(&t)) else {
+        let Ok(r) = pb::TableEventRef::decode(data) else {
+            self.counters.bad_messages += 1;
+            return;
+        };
+        // Most gossip is copies of events already stored: drop those before
+        // building an owned event (same outcome as the full merge: the clock
+        // witnesses the time, nothing else changes).
+        if r.node_name != self.db.node_name()
+            && TableEventType::from_wire(r.r#type.0).is_some()
+            && self.db.is_stale_table_event(r.table_name, r.network_id, r.key, r.l_time, r.node_name)
+        {
+            self.counters.table_events_in += 1;
+            self.db.witness_table_time(r.l_time);
+            return;
+        }
+        let Some(e) = table_from_wire(&r) else {
             self.counters.bad_messages += 1;
             return;
         };
         self.counters.table_events_in += 1;
         let o = self.db.apply_table_event(&e, is_bulk, now);
+        self.trace_table(&e, &o);
         self.table_outcome(o, is_bulk);
+    }
+
+    fn trace_table(&mut self, e: &TableEvent, o: &TableOutcome) {
+        if let (Some(t), true) = (&mut self.trace, o.changed()) {
+            let deleting = e.kind == super::events::TableEventType::Delete;
+            t.push(Trace::Table { key: e.key.clone(), ltime: e.ltime, deleting });
+        }
     }
 
     fn table_outcome(&mut self, o: TableOutcome, is_bulk: bool) {
@@ -251,7 +340,8 @@ impl Core {
         }
         self.counters.table_events_in += events.len() as u64;
         let outs = self.db.apply_bulk_sync(b.l_time, &events, now);
-        for o in outs {
+        for (e, o) in events.iter().zip(outs) {
+            self.trace_table(e, &o);
             self.table_outcome(o, true);
         }
         if !b.unsolicited {
@@ -345,15 +435,15 @@ impl Core {
     }
 
     fn gossip(&mut self) {
-        let me = self.me();
-        let nids: Vec<String> = self.table_q.keys().cloned().collect();
+        // Only networks with something queued; peers are picked by index, so
+        // a tick costs O(fanout), not O(peers).
+        let nids: Vec<String> = self.table_q.iter().filter(|(_, q)| !q.is_empty()).map(|(n, _)| n.clone()).collect();
         for nid in nids {
-            let peers: Vec<String> =
-                self.db.network_peers(&nid).into_iter().filter(|p| *p != me).map(str::to_owned).collect();
-            if peers.is_empty() {
+            let count = self.db.network_peer_count(&nid);
+            if count == 0 {
                 continue;
             }
-            let n = peers.len() + 1;
+            let n = count + 1;
             let limit = self.packet_limit.saturating_sub(GOSSIP_HEADER);
             let mult = self.s.table_retransmit_mult;
             let Some(q) = self.table_q.get_mut(&nid) else { continue };
@@ -368,21 +458,21 @@ impl Core {
             self.counters.largest_gossip = self.counters.largest_gossip.max(compound.len());
             let mut picks: Vec<usize> = Vec::new();
             let mut tries = 0;
-            while picks.len() < self.s.gossip_fanout && tries < 3 * peers.len() {
+            while picks.len() < self.s.gossip_fanout && tries < 3 * count {
                 tries += 1;
-                let i = self.rng.below(peers.len());
+                let i = self.rng.below(count);
                 if !picks.contains(&i) {
                     picks.push(i);
                 }
             }
             for i in picks {
-                self.out.push(Out::Udp { to: peers[i].clone(), data: compound.clone() });
+                let Some(to) = self.db.network_peer_at(&nid, i) else { continue };
+                self.out.push(Out::Udp { to: to.to_owned(), data: compound.clone() });
             }
         }
     }
 
     fn bulk_sync_tick(&mut self, now: u64) {
-        let me = self.me();
         let mut networks: Vec<String> = self
             .db
             .networks()
@@ -392,16 +482,20 @@ impl Core {
             .collect();
         while let Some(nid) = networks.first().cloned() {
             networks.remove(0);
-            let peers: Vec<String> =
-                self.db.network_peers(&nid).into_iter().filter(|p| *p != me).map(str::to_owned).collect();
-            if peers.is_empty() {
+            let count = self.db.network_peer_count(&nid);
+            if count == 0 {
                 continue;
             }
-            let peer = peers[self.rng.below(peers.len())].clone();
+            let i = self.rng.below(count);
+            let Some(peer) = self.db.network_peer_at(&nid, i).map(str::to_owned) else { continue };
             let common: Vec<String> = self.db.common_networks(&peer).into_iter().map(str::to_owned).collect();
             self.bulk_sync_node(now, &common, &peer, true);
             networks.retain(|n| !common.contains(n));
         }
+    }
+
+    fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.db.store().node_id(name).and_then(|id| self.addrs.get(id))
     }
 
     fn take_out(&mut self) -> Vec<Out> {
@@ -472,25 +566,32 @@ impl Delegate for Core {
         }
         // A new name on the address of a node we knew: that node is gone for
         // good (a restart under a new name); purge it.
-        let old: Vec<String> =
-            self.addrs.iter().filter(|(n, a)| **a == m.addr && **n != m.name).map(|(n, _)| n.clone()).collect();
-        for o in old {
-            let c = self.db.node_left(&o, now);
-            self.watch.extend(c.watch);
-            self.addrs.remove(&o);
+        let me = self.db.store().node_id(&m.name);
+        if let Some(o) = self.addrs.id_at(&m.addr) {
+            if Some(o) != me {
+                let name = self.db.name_of(o).to_owned();
+                let c = self.db.node_left(&name, now);
+                self.watch.extend(c.watch);
+                self.addrs.remove(o);
+            }
         }
-        self.addrs.insert(m.name.clone(), m.addr);
         let c = self.db.node_joined(&m.name, now);
         self.watch.extend(c.watch);
+        if let Some(id) = self.db.store().node_id(&m.name) {
+            self.addrs.set(id, m.addr);
+        }
+        if let Some(t) = &mut self.trace {
+            t.push(Trace::NodeUp(m.name.clone()));
+        }
     }
 
     fn notify_leave(&mut self, now: u64, m: &Member) {
-        let c = if m.state == node_state::LEFT {
-            self.db.node_left(&m.name, now)
-        } else {
-            self.db.node_failed(&m.name, now)
-        };
+        let left = m.state == node_state::LEFT;
+        let c = if left { self.db.node_left(&m.name, now) } else { self.db.node_failed(&m.name, now) };
         self.watch.extend(c.watch);
+        if let Some(t) = &mut self.trace {
+            t.push(Trace::NodeDown { name: m.name.clone(), left });
+        }
     }
 }
 
@@ -565,7 +666,8 @@ impl NdbNode {
             watch: Vec::new(),
             out: Vec::new(),
             bulk_pending: HashMap::new(),
-            addrs: HashMap::new(),
+            addrs: AddrBook::default(),
+            trace: None,
             rng,
             ml_mult,
             num_members: 1,
@@ -614,7 +716,7 @@ impl NdbNode {
                 Out::Tcp { to, data } => {
                     self.core.counters.messages_out += 1;
                     if !self.ml.send_reliable_to(&to, &data) {
-                        if let Some(&a) = self.core.addrs.get(&to) {
+                        if let Some(a) = self.core.addr_of(&to) {
                             self.ml.send_reliable(a, &data);
                         }
                     }
@@ -772,7 +874,7 @@ impl NdbNode {
         }
         // libnetwork's reconnectNode: try one failed node, so that a node whose
         // peers all failed transiently finds its way back by itself.
-        if self.reconnecting {
+        if self.reconnecting || self.core.db.nodes().failed_count() == 0 {
             return;
         }
         let failed: Vec<String> = self
@@ -787,7 +889,7 @@ impl NdbNode {
             return;
         }
         let name = failed[self.core.rng.below(failed.len())].clone();
-        let Some(&addr) = self.core.addrs.get(&name) else { return };
+        let Some(addr) = self.core.addr_of(&name) else { return };
         self.core.db.refresh_local_state_time();
         self.reconnecting = true;
         for t in self.ml.join(now, &[addr], &mut self.core) {
@@ -800,9 +902,16 @@ impl NdbNode {
             return;
         }
         let me = self.ml.local_addr();
-        let members = self.ml.members();
+        // Whether a bootstrap node is an alive member: by address, through the
+        // name last seen there (O(bootstrap), where a scan of members is O(N)).
         let present = self.bootstrap.iter().filter(|a| **a != me).any(|a| {
-            members.iter().any(|m| m.addr == *a && m.state == node_state::ALIVE && m.name != self.ml.name())
+            self.core
+                .addrs
+                .id_at(a)
+                .map(|id| self.core.db.name_of(id))
+                .filter(|n| *n != self.ml.name())
+                .and_then(|n| self.ml.member(n))
+                .is_some_and(|m| m.addr == *a && m.state == node_state::ALIVE)
         });
         let others: Vec<SocketAddr> = self.bootstrap.iter().copied().filter(|a| *a != me).collect();
         if present || others.is_empty() {
@@ -819,6 +928,28 @@ impl NdbNode {
 
     pub fn take_watch_events(&mut self) -> Vec<WatchEvent> {
         std::mem::take(&mut self.core.watch)
+    }
+
+    /// Turns the [`Trace`] log on or off (off: nothing is recorded).
+    pub fn set_tracing(&mut self, on: bool) {
+        self.core.trace = on.then(Vec::new);
+    }
+
+    /// What was traced since the last call.
+    pub fn take_trace(&mut self) -> Vec<Trace> {
+        self.core.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Drops every queued broadcast (memberlist's, node, network and table
+    /// events) without sending it: the simulator's warm start, which gives
+    /// nodes a cluster's state as if it had been running for a while.
+    pub fn discard_broadcasts(&mut self) {
+        self.ml.discard_broadcasts();
+        self.core.node_q = BroadcastQueue::new();
+        self.core.net_q = BroadcastQueue::new();
+        for q in self.core.table_q.values_mut() {
+            *q = BroadcastQueue::new();
+        }
     }
 
     // ---- API ------------------------------------------------------------------

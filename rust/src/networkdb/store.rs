@@ -913,6 +913,16 @@ impl TableStore {
 
     // ---- internals -----------------------------------------------------------
 
+    /// Whether [`Self::merge`] would drop a peer's event for this key as
+    /// stale: the entry held is newer, or as new with an owner name that wins
+    /// the tie. It allocates nothing, so gossip can drop the many copies of
+    /// an event it already has before building it.
+    pub fn is_stale(&self, table: &str, network_id: &str, key: &str, ltime: u64, node_name: &str) -> bool {
+        let Some(slot) = self.find(table, network_id) else { return false };
+        let Some(e) = self.groups.get(&slot).and_then(|g| g.get(key)) else { return false };
+        e.ltime > ltime || (e.ltime == ltime && self.node_name(e.owner) >= node_name)
+    }
+
     fn find(&self, table: &str, network_id: &str) -> Option<(NetId, TableId)> {
         Some((self.nets.lookup(network_id)?, self.tables.lookup(table)?))
     }

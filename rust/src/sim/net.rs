@@ -29,11 +29,40 @@ pub struct SimConfig {
     /// How long a stream to an unreachable node takes to fail.
     pub stream_timeout: u64,
     pub seed: u64,
+    /// Each node's uplink, bytes per second (0: unlimited): a packet leaves
+    /// once the ones before it are out, so bursts queue.
+    pub bandwidth: u64,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { latency: 200, jitter: 100, loss: 0.0, stream_timeout: 1_000_000, seed: 1 }
+        SimConfig { latency: 200, jitter: 100, loss: 0.0, stream_timeout: 1_000_000, seed: 1, bandwidth: 0 }
+    }
+}
+
+/// An event in the queue, ordered by (time, sequence): the heap holds the
+/// event itself, so scheduling is one push and no side table.
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
     }
 }
 
@@ -53,6 +82,9 @@ pub struct Traffic {
     pub packets_received: u64,
     pub bytes_received: u64,
     pub dropped: u64,
+    /// TCP exchanges opened and accepted (their bytes are in the byte counts).
+    pub streams_sent: u64,
+    pub streams_received: u64,
 }
 
 pub struct Sim<M: Machine> {
@@ -62,9 +94,7 @@ pub struct Sim<M: Machine> {
     nodes: Vec<Option<M>>,
     by_addr: HashMap<SocketAddr, usize>,
     timer_at: Vec<u64>,
-    heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    events: HashMap<usize, Event>,
-    next_event: usize,
+    heap: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     /// Group of each node for partitions: traffic flows only within a group.
     group: Vec<u32>,
@@ -72,6 +102,8 @@ pub struct Sim<M: Machine> {
     blocked: HashSet<(usize, usize)>,
     pub traffic: Vec<Traffic>,
     pub events_processed: u64,
+    /// When each node's uplink is free again (with a bandwidth limit).
+    tx_free: Vec<u64>,
 }
 
 impl<M: Machine> Sim<M> {
@@ -85,13 +117,12 @@ impl<M: Machine> Sim<M> {
             by_addr: HashMap::new(),
             timer_at: Vec::new(),
             heap: BinaryHeap::new(),
-            events: HashMap::new(),
-            next_event: 0,
             seq: 0,
             group: Vec::new(),
             blocked: HashSet::new(),
             traffic: Vec::new(),
             events_processed: 0,
+            tx_free: Vec::new(),
         }
     }
 
@@ -107,6 +138,7 @@ impl<M: Machine> Sim<M> {
         self.timer_at.push(u64::MAX);
         self.group.push(0);
         self.traffic.push(Traffic::default());
+        self.tx_free.push(0);
         self.after_input(i);
         i
     }
@@ -165,16 +197,40 @@ impl<M: Machine> Sim<M> {
         self.blocked.insert((from, to));
     }
 
+    /// Whether packets flow both ways between two nodes (ignoring loss and
+    /// whether they are up).
+    pub fn connected(&self, a: usize, b: usize) -> bool {
+        self.group[a] == self.group[b] && !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a))
+    }
+
+    /// Events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// The time of the next event, if any.
+    pub fn next_event_at(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse(s)| s.at)
+    }
+
     fn reachable(&self, from: usize, to: usize) -> bool {
         self.group[from] == self.group[to] && !self.blocked.contains(&(from, to)) && self.nodes[to].is_some()
     }
 
     fn push(&mut self, at: u64, ev: Event) {
-        let id = self.next_event;
-        self.next_event += 1;
         self.seq += 1;
-        self.events.insert(id, ev);
-        self.heap.push(Reverse((at, self.seq, id)));
+        self.heap.push(Reverse(Scheduled { at, seq: self.seq, ev }));
+    }
+
+    /// Serialisation on node `i`'s uplink: how long `bytes` wait to be out.
+    fn uplink(&mut self, i: usize, bytes: usize) -> u64 {
+        if self.cfg.bandwidth == 0 {
+            return 0;
+        }
+        let start = self.tx_free[i].max(self.now);
+        let done = start + (bytes as u64 * 1_000_000).div_ceil(self.cfg.bandwidth);
+        self.tx_free[i] = done;
+        done - self.now
     }
 
     fn delay(&mut self) -> u64 {
@@ -204,15 +260,16 @@ impl<M: Machine> Sim<M> {
                         self.traffic[i].dropped += 1;
                         continue;
                     }
-                    let at = self.now + self.delay();
+                    let at = self.now + self.uplink(i, data.len()) + self.delay();
                     self.push(at, Event::Packet { to: j, from: from_addr, data });
                 }
                 Action::Stream { to, data, token } => {
+                    self.traffic[i].streams_sent += 1;
                     self.traffic[i].bytes_sent += data.len() as u64;
                     match self.by_addr.get(&to).copied() {
                         Some(j) if self.reachable(i, j) => {
                             // A TCP exchange: connection set-up plus the send.
-                            let at = self.now + 2 * self.delay();
+                            let at = self.now + self.uplink(i, data.len()) + 2 * self.delay();
                             self.push(at, Event::Stream { to: j, from: i, data, token });
                         }
                         _ => {
@@ -229,12 +286,11 @@ impl<M: Machine> Sim<M> {
 
     /// Processes every event up to and including time `until`.
     pub fn run_until(&mut self, until: u64) {
-        while let Some(&Reverse((at, _, id))) = self.heap.peek() {
-            if at > until {
+        while let Some(Reverse(s)) = self.heap.peek() {
+            if s.at > until {
                 break;
             }
-            self.heap.pop();
-            let Some(ev) = self.events.remove(&id) else { continue };
+            let Some(Reverse(Scheduled { at, ev, .. })) = self.heap.pop() else { break };
             self.now = at;
             self.events_processed += 1;
             match ev {
@@ -260,6 +316,7 @@ impl<M: Machine> Sim<M> {
                     let Some(from_addr) = self.nodes[from].as_ref().map(|m| m.addr()) else { continue };
                     let reply = match self.nodes[to].as_mut() {
                         Some(m) => {
+                            self.traffic[to].streams_received += 1;
                             self.traffic[to].bytes_received += data.len() as u64;
                             let r = m.on_stream(at, from_addr, &data);
                             self.after_input(to);
@@ -272,7 +329,8 @@ impl<M: Machine> Sim<M> {
                             self.traffic[to].bytes_sent += r.len() as u64;
                         }
                         let ok = self.reachable(to, from);
-                        let at = self.now + if ok { self.delay() } else { self.cfg.stream_timeout };
+                        let up = reply.as_ref().map_or(0, |r| self.uplink(to, r.len()));
+                        let at = self.now + if ok { up + self.delay() } else { self.cfg.stream_timeout };
                         let data = if ok { reply } else { None };
                         self.push(at, Event::Reply { to: from, token: t, data });
                     }

@@ -92,6 +92,47 @@ impl Node {
     }
 }
 
+/// Name → position in `nodes`. It holds positions only and reads names from
+/// `nodes`, so a member's name is stored once (a `HashMap<String, usize>`
+/// held a second copy and cost ~80 bytes per member).
+#[derive(Default)]
+struct NameIndex(hashbrown::HashTable<u32>);
+
+fn name_hash(s: &str) -> u64 {
+    // FNV-1a, then a final mix: names are short, and the table needs no
+    // protection against chosen collisions beyond what memberlist has.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+impl NameIndex {
+    fn get(&self, nodes: &[Node], name: &str) -> Option<usize> {
+        self.0.find(name_hash(name), |&i| nodes[i as usize].name == name).map(|&i| i as usize)
+    }
+
+    /// Indexes `nodes[i]` (a name not indexed yet).
+    fn insert(&mut self, nodes: &[Node], i: usize) {
+        self.0.insert_unique(name_hash(&nodes[i].name), i as u32, |&j| name_hash(&nodes[j as usize].name));
+    }
+
+    /// `nodes[from]` is about to move to position `to`.
+    fn moved(&mut self, nodes: &[Node], from: usize, to: usize) {
+        if let Some(slot) = self.0.find_mut(name_hash(&nodes[from].name), |&i| i as usize == from) {
+            *slot = to as u32;
+        }
+    }
+
+    fn rebuild(&mut self, nodes: &[Node]) {
+        self.0.clear();
+        for i in 0..nodes.len() {
+            self.insert(nodes, i);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     PushPull,
@@ -141,7 +182,7 @@ pub struct Memberlist {
     rng: Rng,
     self_addr: SocketAddr,
     nodes: Vec<Node>,
-    index: HashMap<String, usize>,
+    index: NameIndex,
     probe_index: usize,
     seq: u32,
     incarnation: u32,
@@ -161,6 +202,8 @@ pub struct Memberlist {
     leave_done: bool,
     /// One extra push/pull with a random live member shortly after a join.
     followup_at: Option<u64>,
+    /// The last packet payload and what `wrap_packet` made of it.
+    last_wrap: Option<(Vec<u8>, bool, Vec<u8>)>,
     pub counters: Counters,
 }
 
@@ -230,7 +273,7 @@ impl Memberlist {
             rng,
             self_addr,
             nodes: Vec::new(),
-            index: HashMap::new(),
+            index: NameIndex::default(),
             probe_index: 0,
             seq: 0,
             incarnation: 0,
@@ -249,6 +292,7 @@ impl Memberlist {
             leave_token: None,
             leave_done: false,
             followup_at: None,
+            last_wrap: None,
             counters: Counters::default(),
         };
         m.incarnation += 1;
@@ -300,7 +344,7 @@ impl Memberlist {
     }
 
     pub fn member(&self, name: &str) -> Option<Member> {
-        self.index.get(name).map(|&i| self.nodes[i].member())
+        self.index.get(&self.nodes, name).map(|i| self.nodes[i].member())
     }
 
     pub fn health_score(&self) -> u32 {
@@ -313,6 +357,11 @@ impl Memberlist {
 
     pub fn queue_peak(&self) -> usize {
         self.queue.peak()
+    }
+
+    /// Drops every queued broadcast unsent (the simulator's warm start).
+    pub fn discard_broadcasts(&mut self) {
+        self.queue = BroadcastQueue::new();
     }
 
     pub fn has_left(&self) -> bool {
@@ -361,7 +410,16 @@ impl Memberlist {
 
     fn raw_send(&mut self, to: SocketAddr, pmax: Option<u8>, msg: Vec<u8>) {
         let opts = PacketOpts { crc: pmax.is_some_and(|p| p >= 5), compress: self.cfg.enable_compression };
-        let mut data = wrap_packet(msg, opts);
+        // The same payload often goes to several peers in a row (networkdb's
+        // gossip fanout): compress it once.
+        let mut data = match &self.last_wrap {
+            Some((m, crc, w)) if *m == msg && *crc == opts.crc => w.clone(),
+            _ => {
+                let w = wrap_packet(msg.clone(), opts);
+                self.last_wrap = Some((msg, opts.crc, w.clone()));
+                w
+            }
+        };
         if let Some(kr) = &self.keyring {
             data = crypto::encrypt_packet(kr, self.cfg.encryption_version, &data);
         }
@@ -435,7 +493,7 @@ impl Memberlist {
 
     /// Address and highest protocol version of a known node.
     pub fn addr_of(&self, name: &str) -> Option<(SocketAddr, u8)> {
-        self.index.get(name).map(|&i| (self.nodes[i].addr, self.nodes[i].pmax()))
+        self.index.get(&self.nodes, name).map(|i| (self.nodes[i].addr, self.nodes[i].pmax()))
     }
 
     /// Sends a user message over UDP to the node called `name`; false if unknown.
@@ -541,8 +599,8 @@ impl Memberlist {
         let Some(ip) = ip_from_bytes(&a.addr) else { return };
         let addr = SocketAddr::new(ip, a.port);
         let mut updates_node = false;
-        let idx = match self.index.get(&a.node) {
-            Some(&i) => {
+        let idx = match self.index.get(&self.nodes, &a.node) {
+            Some(i) => {
                 let st = &self.nodes[i];
                 if st.addr != addr {
                     let can_reclaim = self.cfg.dead_node_reclaim_time > 0
@@ -569,9 +627,9 @@ impl Memberlist {
                 let n = self.nodes.len();
                 let off = self.rng.below(n + 1);
                 self.nodes.push(node);
+                self.index.moved(&self.nodes, off, n);
                 self.nodes.swap(off, n);
-                self.index.insert(self.nodes[n].name.clone(), n);
-                self.index.insert(self.nodes[off].name.clone(), off);
+                self.index.insert(&self.nodes, off);
                 off
             }
         };
@@ -638,7 +696,7 @@ impl Memberlist {
 
     /// memberlist's suspectNode.
     fn suspect_node(&mut self, now: u64, s: Suspect) {
-        let Some(&idx) = self.index.get(&s.node) else { return };
+        let Some(idx) = self.index.get(&self.nodes, &s.node) else { return };
         if s.incarnation < self.nodes[idx].incarnation {
             return;
         }
@@ -676,7 +734,7 @@ impl Memberlist {
 
     /// memberlist's deadNode.
     fn dead_node(&mut self, now: u64, dm: Dead, d: &mut impl Delegate) {
-        let Some(&idx) = self.index.get(&dm.node) else { return };
+        let Some(idx) = self.index.get(&self.nodes, &dm.node) else { return };
         if dm.incarnation < self.nodes[idx].incarnation {
             return;
         }
@@ -999,7 +1057,7 @@ impl Memberlist {
             return;
         }
         self.left = true;
-        let Some(&idx) = self.index.get(&self.cfg.name) else { return };
+        let Some(idx) = self.index.get(&self.nodes, &self.cfg.name) else { return };
         let inc = self.nodes[idx].incarnation;
         let name = self.cfg.name.clone();
         self.dead_node(now, Dead { incarnation: inc, node: name.clone(), from: name }, d);
@@ -1074,7 +1132,9 @@ impl Memberlist {
     }
 
     fn expire_relays(&mut self, now: u64, d: &mut impl Delegate) {
-        let due: Vec<u32> = self.relays.iter().filter(|(_, r)| r.deadline <= now).map(|(&s, _)| s).collect();
+        let mut due: Vec<u32> = self.relays.iter().filter(|(_, r)| r.deadline <= now).map(|(&s, _)| s).collect();
+        // In a fixed order (a hash map's is random): the same seed, the same run.
+        due.sort_unstable();
         for s in due {
             if let Some(r) = self.relays.remove(&s) {
                 if r.nack {
@@ -1085,11 +1145,13 @@ impl Memberlist {
     }
 
     fn expire_suspicions(&mut self, now: u64, d: &mut impl Delegate) {
-        let due: Vec<String> =
+        let mut due: Vec<String> =
             self.suspicions.iter().filter(|(_, s)| s.deadline <= now).map(|(n, _)| n.clone()).collect();
+        // In a fixed order (a hash map's is random): the same seed, the same run.
+        due.sort_unstable();
         for name in due {
             self.suspicions.remove(&name);
-            let Some(&idx) = self.index.get(&name) else { continue };
+            let Some(idx) = self.index.get(&self.nodes, &name) else { continue };
             if self.nodes[idx].state != node_state::SUSPECT {
                 continue;
             }
@@ -1124,7 +1186,7 @@ impl Memberlist {
         let mut nodes = std::mem::take(&mut self.nodes);
         self.rng.shuffle(&mut nodes);
         self.nodes = nodes;
-        self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+        self.index.rebuild(&self.nodes);
     }
 
     fn start_probe(&mut self, now: u64, d: &mut impl Delegate) {
@@ -1186,7 +1248,7 @@ impl Memberlist {
     fn advance_probe(&mut self, now: u64, d: &mut impl Delegate) {
         let Some(p) = self.probe.clone() else { return };
         if !p.indirect_sent && now >= p.timeout_at {
-            let Some(&tidx) = self.index.get(&p.target) else {
+            let Some(tidx) = self.index.get(&self.nodes, &p.target) else {
                 self.probe = None;
                 return;
             };

@@ -1,0 +1,110 @@
+//! Scale benchmark of the simulator (no Python): `cargo bench --bench sim --
+//! NODES [DURATION [WRITES]]` runs the steady-state scenario with default LAN
+//! parameters and prints wall time, events per second and memory. Other
+//! parameters: SIM_PARAMS="scenario=split-brain,loss=0.02".
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Counts live heap bytes, so that memory per node is measured exactly (RSS
+/// also holds freed memory the allocator keeps).
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(l.size(), Relaxed) + l.size();
+            PEAK.fetch_max(now, Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        LIVE.fetch_sub(l.size(), Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            let now = if new >= l.size() {
+                LIVE.fetch_add(new - l.size(), Relaxed) + new - l.size()
+            } else {
+                LIVE.fetch_sub(l.size() - new, Relaxed) - (l.size() - new)
+            };
+            PEAK.fetch_max(now, Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+use pyln_core::sim::scenario::{rss_bytes, Params, Runner, Value};
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let nodes: Vec<usize> = args
+        .first()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000]);
+    let duration: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60.0);
+    let writes: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000.0);
+    println!(
+        "{:>7} {:>8} {:>8} {:>8} {:>12} {:>11} {:>10} {:>10} {:>12} {:>12} {:>9}",
+        "nodes", "setup s", "run s", "wall s", "events", "events/s", "RSS MiB", "peak MiB", "heap B/node", "B/member",
+        "p50 ms"
+    );
+    for n in nodes {
+        let mut p = Params::default();
+        p.set("nodes", Value::Num(n as f64)).unwrap();
+        p.set("duration", Value::Num(duration)).unwrap();
+        p.set("writes", Value::Num(writes)).unwrap();
+        // Extra parameters: SIM_PARAMS="scenario=split-brain,loss=0.02".
+        for kv in std::env::var("SIM_PARAMS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = kv
+                .split_once('=')
+                .expect("SIM_PARAMS wants key=value pairs");
+            let v = v
+                .parse::<f64>()
+                .map(Value::Num)
+                .unwrap_or_else(|_| Value::Str(v.to_owned()));
+            p.set(k, v).unwrap();
+        }
+        let t = Instant::now();
+        let heap0 = LIVE.load(Relaxed);
+        PEAK.store(heap0, Relaxed);
+        let mut r = Runner::new(p).unwrap();
+        // Heap of the cluster just formed, per node and per member entry.
+        let per_node = (LIVE.load(Relaxed) - heap0) as f64 / n as f64;
+        let rep = r.report();
+        let wall = t.elapsed().as_secs_f64();
+        println!(
+            "{:>7} {:>8.1} {:>8.1} {:>8.1} {:>12} {:>11.0} {:>10.0} {:>10.0} {:>12.0} {:>12.0} {:>9.0}",
+            n,
+            rep.setup_wall_s,
+            rep.run_wall_s,
+            wall,
+            rep.events,
+            rep.events as f64 / wall,
+            rss_bytes() as f64 / 1048576.0,
+            PEAK.load(Relaxed) as f64 / 1048576.0,
+            per_node,
+            per_node / n as f64,
+            rep.entry_convergence.p50
+        );
+        if std::env::var_os("PYLN_SIM_DEBUG").is_some() {
+            eprintln!("{rep:?}");
+        }
+    }
+}
