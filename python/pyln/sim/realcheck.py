@@ -13,7 +13,7 @@ import asyncio
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import uvloop
@@ -128,7 +128,20 @@ def measure_real(w: Workload) -> dict[str, Any]:
     return uvloop.run(_real(w))
 
 
-def measure_sim(w: Workload, latency_ms: float = 0.05, jitter_ms: float = 0.05) -> dict[str, Any]:
+# The real cluster's nodes share one process and one event loop: a message waits for
+# the Python transport and the machine of its receiver, up to a millisecond when
+# gossip comes in bursts. That, not loopback's microseconds, is its link delay.
+LOOPBACK_LATENCY_MS = 0.5
+LOOPBACK_JITTER_MS = 0.5
+# Entry convergence is bimodal (an entry reaches everyone in the first eager wave, or
+# a straggler waits for a gossip tick), so one seed's p50 can land on either side:
+# the simulator reports the median p50 of this many seeds.
+SIM_SEEDS = 3
+
+
+def measure_sim(
+    w: Workload, latency_ms: float = LOOPBACK_LATENCY_MS, jitter_ms: float = LOOPBACK_JITTER_MS
+) -> dict[str, Any]:
     """The same workload in the simulator: the cluster forms by joining over
     the protocol, as the real one does, on a loopback-like network."""
     span = w.writes / w.rate
@@ -148,16 +161,20 @@ def measure_sim(w: Workload, latency_ms: float = 0.05, jitter_ms: float = 0.05) 
 
 
 def compare(w: Workload) -> dict[str, Any]:
-    """Both measurements and the relative difference of their p50s."""
-    sim = measure_sim(w)
+    """Both measurements and the relative difference of their p50s (the simulator's
+    p50 is the median over SIM_SEEDS seeds)."""
+    runs = [measure_sim(replace(w, seed=w.seed + i)) for i in range(SIM_SEEDS)]
+    runs.sort(key=lambda r: r["entry_convergence_ms"]["p50"])
+    sim = runs[len(runs) // 2]
     real = measure_real(w)
     s50 = sim["entry_convergence_ms"]["p50"]
     r50 = real["entry_convergence_ms"]["p50"]
     return {
         "nodes": w.nodes,
         "sim": sim["entry_convergence_ms"],
+        "sim_p50_per_seed": [r["entry_convergence_ms"]["p50"] for r in runs],
         "real": real["entry_convergence_ms"],
         "p50_diff": (s50 - r50) / r50 if r50 else float("inf"),
-        "sim_writes_converged": sim["writes_converged"],
+        "sim_writes_converged": min(r["writes_converged"] for r in runs),
         "real_writes_converged": real["writes_converged"],
     }
