@@ -43,6 +43,8 @@ PARAMS: dict[str, str] = {
     "bulk_sync_interval": "networkdb bulk sync interval, seconds",
     "reap_interval": "how long networkdb keeps tombstones, seconds",
     "reap_period": "how often networkdb's reaper runs, seconds",
+    "eager_delay": "networkdb sends a queued table event after this, not at the next tick"
+    " (seconds; 0: tick only, as libnetwork)",
     "retry_interval": "networkdb's join retry and reconnect period, seconds",
     "rejoin_interval": "networkdb's rejoin through the bootstrap nodes, seconds",
     "networks": "number of networks",

@@ -279,6 +279,7 @@ impl Params {
             "bulk_sync_interval" => self.ndb.bulk_sync_interval = us(pos(&v)?),
             "reap_interval" | "reap_entry_interval" => self.ndb.reap_entry_interval = us(pos(&v)?),
             "reap_period" => self.ndb.reap_period = us(pos(&v)?),
+            "eager_delay" => self.ndb.eager_delay = us(num(&v)?.max(0.0)),
             "retry_interval" => self.ndb.retry_interval = us(pos(&v)?),
             "rejoin_interval" => self.ndb.rejoin_interval = us(pos(&v)?),
             "networks" => self.networks = count(&v)?.max(1),
