@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyType};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::networkdb::networks::NetworkError;
 use crate::networkdb::protocol::{NdbError, NdbNode, Settings};
@@ -12,14 +12,7 @@ use crate::networkdb::WatchOp;
 use crate::py_swim::{actions_to_py, build_config, keyring, sock, swim_err, PyAction};
 
 fn raise(py: Python<'_>, name: &str, msg: String) -> PyErr {
-    let cls = py
-        .import("pyln.errors")
-        .and_then(|m| m.getattr(name))
-        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
-    match cls {
-        Ok(cls) => PyErr::from_type(cls, msg),
-        Err(e) => e,
-    }
+    crate::py::typed_error(py, name, msg)
 }
 
 fn ndb_err(py: Python<'_>, e: NdbError) -> PyErr {

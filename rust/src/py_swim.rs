@@ -5,21 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyType};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::swim::plain::PlainNode;
 use crate::swim::{Action, Config, SwimError};
 use crate::wire::crypto::Keyring;
 
 pub(crate) fn gossip_error(py: Python<'_>, msg: String) -> PyErr {
-    let cls = py
-        .import("pyln.errors")
-        .and_then(|m| m.getattr("GossipProtocolError"))
-        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
-    match cls {
-        Ok(cls) => PyErr::from_type(cls, msg),
-        Err(e) => e,
-    }
+    crate::py::typed_error(py, "GossipProtocolError", msg)
 }
 
 pub(crate) fn swim_err(py: Python<'_>, e: SwimError) -> PyErr {
