@@ -213,14 +213,8 @@ class NetworkDB:
         leave to go out, then stops."""
         if self._closed:
             return
-        m = self.transport.machine
-        if isinstance(m, _core.NetworkDBMachine) and not self.transport._closed:
-            m.leave(now_us())
-            self._kick()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while not m.leave_finished() and loop.time() < deadline:
-                await asyncio.sleep(0.01)
+        if self.transport.machine is not None and not self.transport._closed:
+            await self.transport.leave(timeout)
         self._closed = True
         for w in self._watches:
             w.queue.put_nowait(None)

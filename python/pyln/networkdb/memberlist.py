@@ -117,13 +117,7 @@ class Memberlist:
 
     async def leave(self, timeout: float = 2.0) -> bool:
         """Broadcasts our leave and waits until it went out (or `timeout`)."""
-        self._m.leave(now_us())
-        self.transport.flush()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._m.leave_finished() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        return bool(self._m.leave_finished())
+        return await self.transport.leave(timeout)
 
     async def close(self, leave: bool = True) -> None:
         if leave and not self.transport._closed:

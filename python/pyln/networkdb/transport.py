@@ -32,6 +32,8 @@ class Machine(Protocol):
     def poll_timeout(self) -> int: ...
     def handle_timeout(self, now: int) -> None: ...
     def take_actions(self) -> list[tuple[str, str, int, bytes, int | None]]: ...
+    def leave(self, now: int) -> None: ...
+    def leave_finished(self) -> bool: ...
 
 
 def parse_peer(addr: str, default_port: int = 7946) -> tuple[str, int]:
@@ -280,6 +282,17 @@ class Transport:
                 m.handle_timeout(now)
         finally:
             self.flush()
+
+    async def leave(self, timeout: float) -> bool:
+        """The machine's graceful leave; waits (up to `timeout`) until the leave
+        went out. True if it did."""
+        m = self.m
+        m.leave(now_us())
+        self.flush()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not m.leave_finished() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return bool(m.leave_finished())
 
     async def close(self) -> None:
         if self._closed:

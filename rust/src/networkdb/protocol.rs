@@ -642,7 +642,8 @@ pub struct NdbNode {
     next_reap: u64,
     next_retry: u64,
     next_rejoin: u64,
-    last_stats: Option<(u64, u64, u64, u64)>,
+    /// (time, messages, bytes) at the previous `stats` call, for the rates.
+    last_stats: Option<(u64, u64, u64)>,
 }
 
 impl NdbNode {
@@ -1087,14 +1088,14 @@ impl NdbNode {
         let msgs = c.packets_sent + c.packets_received + c.streams_sent + c.streams_received;
         let bytes = c.packet_bytes_sent + c.packet_bytes_received + c.stream_bytes_sent + c.stream_bytes_received;
         let (m_rate, b_rate) = match self.last_stats {
-            Some((t0, m0, b0, _)) if now > t0 => {
+            Some((t0, m0, b0)) if now > t0 => {
                 let dt = (now - t0) as f64 / 1e6;
                 ((msgs - m0) as f64 / dt, (bytes - b0) as f64 / dt)
             }
             _ => (0.0, 0.0),
         };
-        self.last_stats = Some((now, msgs, bytes, 0));
-        let failed = self.core.db.nodes().iter().filter(|(_, r)| r.state == NodeState::Failed).count();
+        self.last_stats = Some((now, msgs, bytes));
+        let failed = self.core.db.nodes().failed_count();
         let left = self.core.db.nodes().iter().filter(|(_, r)| r.state == NodeState::Left).count();
         vec![
             ("members", self.ml.num_alive_peers() as f64 + 1.0),

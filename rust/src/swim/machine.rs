@@ -434,12 +434,8 @@ impl Memberlist {
         let used: usize = out.iter().map(|m| m.len() + overhead).sum();
         let avail = limit.saturating_sub(used);
         if avail > overhead + USER_MSG_OVERHEAD {
-            for m in d.get_broadcasts(overhead + USER_MSG_OVERHEAD, avail) {
-                let mut framed = Vec::with_capacity(m.len() + 1);
-                framed.push(msg_type::USER);
-                framed.extend_from_slice(&m);
-                out.push(framed);
-            }
+            let user = d.get_broadcasts(overhead + USER_MSG_OVERHEAD, avail);
+            out.extend(user.iter().map(|m| user_frame(m)));
         }
         self.collect_finished();
         out
@@ -482,12 +478,7 @@ impl Memberlist {
     }
 
     fn stream(&mut self, to: SocketAddr, msg: &Message, token: Option<u64>) {
-        let mut data = encode_stream(msg, self.cfg.enable_compression);
-        if let Some(kr) = &self.keyring {
-            data = crypto::encrypt_stream(kr, self.cfg.encryption_version, &data);
-        }
-        self.counters.streams_sent += 1;
-        self.counters.stream_bytes_sent += data.len() as u64;
+        let data = self.encode_stream_bytes(msg);
         self.actions.push(Action::Stream { to, data, token });
     }
 
@@ -499,10 +490,7 @@ impl Memberlist {
     /// Sends a user message over UDP to the node called `name`; false if unknown.
     pub fn send_best_effort_to(&mut self, name: &str, msg: &[u8]) -> bool {
         let Some((to, pmax)) = self.addr_of(name) else { return false };
-        let mut buf = Vec::with_capacity(msg.len() + 1);
-        buf.push(msg_type::USER);
-        buf.extend_from_slice(msg);
-        self.raw_send(to, Some(pmax), buf);
+        self.raw_send(to, Some(pmax), user_frame(msg));
         true
     }
 
@@ -522,46 +510,12 @@ impl Memberlist {
     /// Sends a user message to `to` over UDP (memberlist's SendBestEffort).
     pub fn send_best_effort(&mut self, to: SocketAddr, msg: &[u8]) {
         let pmax = self.nodes.iter().find(|n| n.addr == to).map(Node::pmax);
-        let mut buf = Vec::with_capacity(msg.len() + 1);
-        buf.push(msg_type::USER);
-        buf.extend_from_slice(msg);
-        self.raw_send(to, pmax, buf);
+        self.raw_send(to, pmax, user_frame(msg));
     }
 
     /// Sends a user message to `to` over TCP (memberlist's SendReliable).
     pub fn send_reliable(&mut self, to: SocketAddr, msg: &[u8]) {
         self.stream(to, &Message::User(msg.to_vec()), None);
-    }
-
-    /// Sends user messages to `to` over UDP, packed into as few compound
-    /// packets as fit the buffer size.
-    pub fn send_user_batch(&mut self, to: SocketAddr, msgs: Vec<Vec<u8>>) {
-        if msgs.is_empty() {
-            return;
-        }
-        let pmax = self.nodes.iter().find(|n| n.addr == to).map(Node::pmax);
-        let framed: Vec<Vec<u8>> = msgs
-            .into_iter()
-            .map(|m| {
-                let mut b = Vec::with_capacity(m.len() + 1);
-                b.push(msg_type::USER);
-                b.extend_from_slice(&m);
-                b
-            })
-            .collect();
-        let budget = self.cfg.udp_buffer_size.saturating_sub(COMPOUND_HEADER_OVERHEAD + self.encrypt_overhead());
-        let mut batch: Vec<Vec<u8>> = Vec::new();
-        let mut used = 0;
-        for f in framed {
-            if !batch.is_empty() && (used + f.len() + COMPOUND_OVERHEAD > budget || batch.len() == crate::wire::memberlist::MAX_COMPOUND_PARTS) {
-                let b = std::mem::take(&mut batch);
-                self.send_parts(to, pmax, b);
-                used = 0;
-            }
-            used += f.len() + COMPOUND_OVERHEAD;
-            batch.push(f);
-        }
-        self.send_parts(to, pmax, batch);
     }
 
     fn send_parts(&mut self, to: SocketAddr, pmax: Option<u8>, mut parts: Vec<Vec<u8>>) {
@@ -1067,14 +1021,6 @@ impl Memberlist {
         }
     }
 
-    /// Queues a memberlist broadcast about a user-chosen key (tests and tools).
-    pub fn queue_user_broadcast(&mut self, msg: Vec<u8>) {
-        let mut b = Vec::with_capacity(msg.len() + 1);
-        b.push(msg_type::USER);
-        b.extend_from_slice(&msg);
-        self.queue.push(b, None, None);
-    }
-
     // ---- timers ---------------------------------------------------------------
 
     /// The earliest time `handle_timeout` has work to do.
@@ -1346,6 +1292,14 @@ impl Memberlist {
             self.stream(addr, &msg, Some(t));
         }
     }
+}
+
+/// A user (delegate) message as memberlist frames it: its type byte, then the bytes.
+fn user_frame(msg: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(msg.len() + 1);
+    b.push(msg_type::USER);
+    b.extend_from_slice(msg);
+    b
 }
 
 /// Splits parts into compound packets Go can read (at most 127 parts each).
