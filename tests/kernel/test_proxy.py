@@ -22,8 +22,6 @@ from pyln.errors import BadRequest, Forbidden, NotFound
 from pyln.osl import Namespace
 from pyln.portmapper import (
     ForwardNotFound,
-    ForwardsLost,
-    ProxyBadRequest,
     ProxyBindError,
     ProxyError,
     ProxyManager,
@@ -392,8 +390,6 @@ def test_bind_conflict_is_a_typed_error(
 def test_bad_requests(proxy: ProxyManager) -> None:
     with pytest.raises(UnknownProtocol):
         proxy.add("icmp", "127.0.0.1", 80, CTR_IP, 80)
-    with pytest.raises(ProxyBadRequest, match="tcp and udp"):
-        proxy.add("sctp", "127.0.0.1", 80, CTR_IP, 80)
     for args in [
         ("tcp", "nonsense", 80, CTR_IP, 80),
         ("tcp", "127.0.0.1", 70000, CTR_IP, 80),
@@ -492,38 +488,132 @@ def test_add_and_remove_restart_a_dead_proxy(
     pid = proxy.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: proxy.pid is None, "the killed proxy to exit")
+    # add does not wait for the new process; the port works once it runs.
     second = proxy.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port)
-    assert proxy.pid not in (None, pid)
+    assert tcp_roundtrip(net.host, second, b"2") == b"2"
     assert {f.host_port for f in proxy.list()} == {first, second}
+    assert proxy.pid not in (None, pid)
     assert tcp_roundtrip(net.host, first, b"1") == b"1"
     pid = proxy.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: proxy.pid is None, "the killed proxy to exit")
     proxy.remove("tcp", "127.0.0.1", first)
-    assert proxy.pid not in (None, pid)
-    assert [f.host_port for f in proxy.list()] == [second]
     assert refused_tcp(net.host, first)
+    assert [f.host_port for f in proxy.list()] == [second]
+    assert proxy.pid not in (None, pid)
+    assert proxy.restarts == 2
 
 
-def test_restore_reports_forwards_it_cannot_bind(
-    proxy: ProxyManager, net: Net, tcp_echo: TcpEcho
-) -> None:
-    lost = proxy.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port)
-    kept = proxy.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port)
+def test_a_dead_proxy_loses_no_port(proxy: ProxyManager, net: Net, tcp_echo: TcpEcho) -> None:
+    """The manager keeps every host socket: while the proxy is down nobody can take a
+    published port, connections made meanwhile wait, and a restart serves them."""
+    ports = [proxy.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port) for _ in range(2)]
     pid = proxy.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: proxy.pid is None, "the killed proxy to exit")
     squatter = net.host.socket(socket.AF_INET, socket.SOCK_STREAM)
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    squatter.bind(("127.0.0.1", lost))
-    squatter.listen()
-    with squatter:
-        with pytest.raises(ForwardsLost) as ei:
-            proxy.ensure()
-        assert [f.host_port for f, _ in ei.value.failures] == [lost]
-        assert [f.host_port for f in proxy.known()] == [kept]
-        assert tcp_roundtrip(net.host, kept, b"k") == b"k"
+    with squatter, pytest.raises(OSError) as ei:
+        squatter.bind(("127.0.0.1", ports[0]))
+    assert ei.value.errno == 98  # EADDRINUSE
+    with net.host.socket(socket.AF_INET, socket.SOCK_STREAM) as early:
+        early.settimeout(TIMEOUT)
+        early.connect(("127.0.0.1", ports[1]))  # queued by the kernel: nobody serves yet
+        early.sendall(b"waited")
+        early.shutdown(socket.SHUT_WR)
+        assert proxy.ensure() is True
+        got = b""
+        while chunk := early.recv(100):
+            got += chunk
+        assert got == b"waited"
+    assert [f.host_port for f in proxy.list()] == sorted(ports)
+    for port in ports:
+        assert tcp_roundtrip(net.host, port, b"k") == b"k"
+
+
+def test_first_port_does_not_wait_for_the_process(
+    net: Net, tmp_path: Path, tcp_echo: TcpEcho, udp_echo: UdpEcho
+) -> None:
+    """On a manager never started, add binds at once and returns; what reaches the
+    ports before the process runs is served when it does."""
+    with ProxyManager(net.host, tmp_path / "run") as mgr:
+        mgr.stop()
+        tport = mgr.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port)
+        uport = mgr.add("udp", "127.0.0.1", 0, CTR_IP, udp_echo.port)
+        with net.host.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(TIMEOUT)
+            u.connect(("127.0.0.1", uport))
+            u.send(b"early datagram")
+            assert tcp_roundtrip(net.host, tport, b"early") == b"early"
+            assert u.recv(100) == b"early datagram"
+        # A port someone else holds fails at once, typed, whether or not the process runs.
+        taken = net.host.socket(socket.AF_INET, socket.SOCK_STREAM)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with taken, pytest.raises(ProxyBindError, match="in use"):
+            mgr.add("tcp", "127.0.0.1", taken.getsockname()[1], CTR_IP, tcp_echo.port)
+        assert {f.host_port for f in mgr.list()} == {tport, uport}
+
+
+def test_adopt_checks_the_passed_socket(proxy: ProxyManager, tcp_echo: TcpEcho) -> None:
+    """An adopt request without a socket, or with one that does not match it, is a
+    bad request that leaves the proxy serving."""
+    adopt = {
+        "op": "adopt", "proto": "tcp", "host_ip": "127.0.0.1", "host_port": 1,
+        "backend_ip": CTR_IP, "backend_port": tcp_echo.port,
+    }  # fmt: skip
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(str(proxy.control_path))
+        f = s.makefile("rb")
+        s.sendall(json.dumps(adopt).encode() + b"\n")
+        assert "needs a socket" in json.loads(f.readline())["error"]
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(socket.AF_INET, kind) as wrong:
+                wrong.bind(("127.0.0.1", 0))  # udp for a tcp forward; tcp on another port
+                socket.send_fds(s, [json.dumps(adopt).encode() + b"\n"], [wrong.fileno()])
+                reply = json.loads(f.readline())
+                assert reply["kind"] == "bad_request", reply
+    assert proxy.list() == []
+    assert proxy.ensure() is False
+
+
+def _kernel_has_sctp() -> bool:
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_kernel_has_sctp(), reason="this kernel has sctp sockets")
+def test_sctp_without_kernel_support_is_a_typed_error(proxy: ProxyManager) -> None:
+    with pytest.raises(ProxyBindError, match="sctp socket"):
+        proxy.add("sctp", "127.0.0.1", 0, CTR_IP, 80)
+    assert proxy.list() == []
+
+
+@pytest.mark.skipif(not _kernel_has_sctp(), reason="this kernel has no sctp sockets")
+def test_sctp_forward(proxy: ProxyManager, net: Net) -> None:
+    srv = net.ctr.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+    with srv:
+        srv.bind((CTR_IP, 0))
+        srv.listen()
+        srv.settimeout(TIMEOUT)
+        port = proxy.add("sctp", "127.0.0.1", 0, CTR_IP, srv.getsockname()[1])
+        with net.host.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP) as c:
+            c.settimeout(TIMEOUT)
+            c.connect(("127.0.0.1", port))
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                c.sendall(b"over sctp")
+                assert conn.recv(100) == b"over sctp"
+                conn.sendall(b"and back")
+                assert c.recv(100) == b"and back"
 
 
 def test_stop_leaves_no_process(net: Net, tmp_path: Path, tcp_echo: TcpEcho) -> None:

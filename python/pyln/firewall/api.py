@@ -111,6 +111,9 @@ class Firewall(ABC):
 
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
+        # The namespace-wide switches already turned on by this object (IPv4, IPv6):
+        # like libnetwork, set once, not on every network create.
+        self._forwarding: set[int] = set()
 
     @abstractmethod
     def setup_network(self, rules: NetworkRules) -> None:
@@ -142,30 +145,35 @@ class Firewall(ABC):
 
     def _enable_forwarding(self, rules: NetworkRules) -> None:
         """IP forwarding, br_netfilter for bridged traffic (icc=False and hairpin replies
-        need it) and route_localnet on the bridge (127.0.0.1:port reaches containers)."""
-        ns = self.ns
-        ns.sysctl("net.ipv4.ip_forward", "1")
-        if rules.family_subnets(6):
-            ns.sysctl("net.ipv6.conf.all.forwarding", "1")
-        for name in ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"):
+        need it) and route_localnet on the bridge (127.0.0.1:port reaches containers),
+        all in one call into the namespace."""
+        versions = {4} | ({6} if rules.family_subnets(6) else set())
+        todo = sorted(versions - self._forwarding)
+        localnet = f"/proc/sys/net/ipv4/conf/{rules.bridge}/route_localnet"  # '.' stays
+
+        def body() -> None:
+            for v in todo:
+                _write("/proc/sys/net/ipv4/ip_forward" if v == 4 else _V6_FORWARDING, "1")
+                name = "iptables" if v == 4 else "ip6tables"
+                try:
+                    _write(f"/proc/sys/net/bridge/bridge-nf-call-{name}", "1")
+                except OSError:
+                    pass  # no br_netfilter: only icc=False is affected (tests skip it)
             try:
-                ns.sysctl(name, "1")
+                _write(localnet, "1")
             except OSError:
-                pass  # no br_netfilter: only icc=False is affected (tests skip it)
-        self._route_localnet(rules.bridge)
+                pass  # no such bridge (yet): nothing to route
 
-    def _route_localnet(self, bridge: str) -> None:
-        """Sets route_localnet on the bridge (a no-op while the bridge does not exist)."""
-        path = f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"  # '.' in a name stays
+        self.ns.run(body)
+        self._forwarding.update(todo)
 
-        def write() -> None:
-            with open(path, "w") as f:
-                f.write("1")
 
-        try:
-            self.ns.run(write)
-        except OSError:
-            pass  # no such bridge (yet): nothing to route
+_V6_FORWARDING = "/proc/sys/net/ipv6/conf/all/forwarding"
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
 
 
 def new_firewall(ns: Namespace, backend: str = "nftables") -> Firewall:

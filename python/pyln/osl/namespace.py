@@ -206,7 +206,10 @@ class Namespace:
         return _in_thread(body)
 
     def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
-        """A socket created inside this namespace."""
+        """A socket created inside this namespace (directly when the calling thread is
+        already in it: no thread to start)."""
+        if _thread_ns_inode() == self.inode:
+            return socket.socket(family, kind, proto)
         return self.run(socket.socket, family, kind, proto)
 
     def netlink(self) -> IPRoute:

@@ -1,15 +1,22 @@
 """Runs the userland proxy process (pyln.portmapper.proxy) for one network namespace
-and keeps its forwards: if the process dies, the next call restarts it and adds back
-every forward it had."""
+and keeps its forwards.
+
+The manager binds every published port itself and passes the socket to the proxy
+(SCM_RIGHTS), keeping its own copy. So publishing a port never waits for the process
+to start (the kernel queues connections and datagrams until the proxy serves them),
+a bind conflict is reported at once, and when the process dies no port is lost:
+the next call, or `ensure()`, starts a new one with the same sockets."""
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ipaddress
 import json
 import logging
 import os
 import queue
+import resource
 import select
 import signal
 import socket
@@ -17,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +39,7 @@ from pyln.portmapper.errors import (
     ProxyError,
     ProxyTimeout,
 )
+from pyln.portmapper.proxy import LISTEN_BACKLOG, socket_kind
 
 if TYPE_CHECKING:
     from pyln.osl import Namespace
@@ -68,6 +77,24 @@ def _hostport(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+_nofile_raised = False
+
+
+def _raise_nofile_limit() -> None:
+    """Lifts the soft open-files limit to the hard one, once per process (as Go's
+    runtime does for dockerd): the manager holds one socket per published port."""
+    global _nofile_raised
+    if _nofile_raised:
+        return
+    _nofile_raised = True
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as e:
+            log.debug("cannot raise the open-files limit: %s", e)
+
+
 def _check_port(name: str, port: int, *, allow_zero: bool) -> int:
     low = 0 if allow_zero else 1
     if not isinstance(port, int) or isinstance(port, bool) or not low <= port <= 65535:
@@ -77,7 +104,9 @@ def _check_port(name: str, port: int, *, allow_zero: bool) -> int:
 
 class ProxyManager:
     """The proxy process of namespace `ns`; its control socket and log are in
-    `run_dir`. Thread-safe: calls are serialised."""
+    `run_dir`. Thread-safe: calls are serialised. The process is started in the
+    background on demand (the first `add`, or `prestart`); calls that need an answer
+    from it (`list`, `stats`, `remove`, `ensure`) wait for that start."""
 
     def __init__(
         self,
@@ -105,7 +134,13 @@ class ProxyManager:
         self._conn: socket.socket | None = None
         self._rbuf = b""
         self._forwards: dict[tuple[str, str, int], Forward] = {}
+        #: The bound host socket of each forward; the proxy holds a copy of each.
+        self._socks: dict[tuple[str, str, int], socket.socket] = {}
         self._lock = threading.RLock()
+        #: A background start is under way (and `_start_done` is clear until it ends).
+        self._starting = False
+        self._start_done = threading.Event()
+        self._start_done.set()
         # The proxy asks for SIGTERM when the *thread* that spawned it exits, so every
         # spawn happens in one long-lived thread: callers (and prestart) may come and go.
         self._keeper: threading.Thread | None = None
@@ -141,30 +176,66 @@ class ProxyManager:
     def start(self) -> None:
         """Starts the proxy if it is not running and waits until it serves its control
         socket (or raises ProxyError / ProxyTimeout with the tail of its log)."""
-        with self._lock:
+        with self._settled():
             if self._proc is not None and self._proc.poll() is None:
                 return
             self._spawn()
             self._restore()
 
     def prestart(self) -> None:
-        """Starts the proxy in the background, so that the first published port does
-        not wait for the process to start. Errors are only logged: the next call that
-        needs the proxy starts it (and reports them)."""
+        """Starts the proxy in the background. Errors are only logged: the next call
+        that needs an answer from the proxy starts it again (and reports them)."""
+        with self._lock:
+            if not self._starting and (self._proc is None or self._proc.poll() is not None):
+                self._start_in_background()
 
-        def job() -> None:
-            if not self._lock.acquire(blocking=False):
-                return  # someone is using or starting it right now
+    def _start_in_background(self) -> None:
+        """Replaces a dead or missing process without waiting for the new one (under
+        the lock). The new process adopts every forward known by then."""
+        self._disconnect()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self.restarts += 1
+            self._terminate(proc, sig=signal.SIGKILL)
+        self._starting = True
+        self._start_done.clear()
+        self._submit(self._start_job)
+
+    def _start_job(self) -> None:
+        """Runs in the keeper thread: launches the process without the lock (callers
+        that do not need it go on), then hands it every forward."""
+        try:
+            proc: subprocess.Popen[bytes] | None = self._launch()
+        except ProxyError as e:
+            log.warning("proxy start failed: %s", e)
+            proc = None
+        with self._lock:
             try:
-                if self._proc is None or self._proc.poll() is not None:
-                    self._spawn_now()
+                if proc is not None:
+                    self._proc = proc
                     self._restore()
+            except ForwardsLost as e:
+                log.error("%s", e)
             except ProxyError as e:
-                log.warning("proxy prestart failed: %s", e)
+                log.warning("proxy start failed: %s", e)
             finally:
-                self._lock.release()
+                self._starting = False
+                self._start_done.set()
 
-        self._submit(job)
+    @contextlib.contextmanager
+    def _settled(self) -> Iterator[None]:
+        """Holds the lock with no background start under way."""
+        while True:
+            if not self._start_done.wait(self.start_timeout + self.request_timeout):
+                raise ProxyTimeout(f"the proxy did not start within {self.start_timeout:g} s")
+            self._lock.acquire()
+            if not self._starting:
+                break
+            self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _submit(self, job: Any) -> queue.Queue[BaseException | None]:
         done: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
@@ -193,7 +264,7 @@ class ProxyManager:
         """Makes sure a responsive proxy runs with every known forward; returns True if
         it had to be (re)started. A hung proxy is killed. Raises ForwardsLost if some
         forwards could not be bound again (the others are restored)."""
-        with self._lock:
+        with self._settled():
             if self._proc is not None and self._proc.poll() is None:
                 try:
                     self._request({"op": "ping"})
@@ -205,11 +276,14 @@ class ProxyManager:
 
     def stop(self) -> None:
         """Stops the proxy (SIGTERM, then SIGKILL after `stop_timeout`), reaps it and
-        forgets its forwards. Idempotent."""
-        with self._lock:
+        forgets its forwards (their ports are closed). Idempotent."""
+        with self._settled():
             self._disconnect()
             proc, self._proc = self._proc, None
             self._forwards.clear()
+            for sock in self._socks.values():
+                sock.close()
+            self._socks.clear()
             if proc is not None:
                 self._terminate(proc)
             self.control_path.unlink(missing_ok=True)
@@ -224,8 +298,9 @@ class ProxyManager:
         self, proto: str, host_ip: str, host_port: int, backend_ip: str, backend_port: int
     ) -> int:
         """Forwards `host_ip:host_port` to `backend_ip:backend_port`; returns the host
-        port (the one the kernel chose when `host_port` is 0). Raises ProxyBindError
-        when the host address cannot be bound. Adding the same forward twice is a no-op."""
+        port (the one the kernel chose when `host_port` is 0). The port is bound here,
+        at once; the proxy serves it as soon as it runs. Raises ProxyBindError when the
+        host address cannot be bound. Adding the same forward twice is a no-op."""
         proto = self._proto(proto)
         host = str(parse_host_ip(host_ip))
         backend = str(parse_host_ip(backend_ip))
@@ -235,12 +310,34 @@ class ProxyManager:
         _check_port("backend_port", backend_port, allow_zero=False)
         fwd = Forward(proto, host, host_port, backend, backend_port)
         with self._lock:
-            reply = self._call(self._add_msg(fwd))
-            self._raise(reply, fwd)
-            port = int(reply["host_port"])
-            fwd = Forward(proto, host, port, backend, backend_port)
+            old = self._forwards.get(fwd.key) if host_port else None
+            if old is not None:
+                if old == fwd:
+                    return host_port
+                raise ProxyBindError(
+                    proto, host, host_port,
+                    f"already forwarded to {_hostport(old.backend_ip, old.backend_port)}",
+                )  # fmt: skip
+            sock = self._bind(fwd)
+            fwd = Forward(proto, host, int(sock.getsockname()[1]), backend, backend_port)
             self._forwards[fwd.key] = fwd
-            return port
+            self._socks[fwd.key] = sock
+            if self._starting:
+                return fwd.host_port  # the process being started adopts it
+            if self._proc is None or self._proc.poll() is not None:
+                self._start_in_background()
+                return fwd.host_port
+            try:
+                reply = self._request(self._add_msg(fwd, "adopt"), sock.fileno())
+            except ProxyError as e:
+                log.warning("proxy pid %s failed (%s); restarting it", self._proc.pid, e)
+                self._start_in_background()
+                return fwd.host_port
+            if not reply.get("ok"):
+                del self._forwards[fwd.key]
+                self._socks.pop(fwd.key).close()
+                self._raise(reply, fwd)
+            return fwd.host_port
 
     def remove(self, proto: str, host_ip: str, host_port: int) -> None:
         """Stops forwarding `host_ip:host_port`: the port is closed and its connections
@@ -248,24 +345,42 @@ class ProxyManager:
         proto = self._proto(proto)
         host = str(parse_host_ip(host_ip))
         _check_port("host_port", host_port, allow_zero=False)
+        key = (proto, host, host_port)
         msg = {"op": "remove", "proto": proto, "host_ip": host, "host_port": host_port}
         with self._lock:
-            reply = self._call(msg)
-            self._forwards.pop((proto, host, host_port), None)
-            if not reply.get("ok") and reply.get("kind") == "not_found":
+            fwd = self._forwards.pop(key, None)
+            sock = self._socks.pop(key, None)
+            if sock is not None:
+                sock.close()
+            if fwd is None:
                 raise ForwardNotFound(f"no forward on {proto} {_hostport(host, host_port)}")
-            self._raise(reply, None)
+            if self._starting:
+                # The start job hands over forwards and ends the start under this lock:
+                # the new process never sees this one.
+                return
+            if self._proc is None or self._proc.poll() is not None:
+                self._start_in_background()  # the dead process held nothing
+                return
+            try:
+                reply = self._request(msg)
+            except ProxyError as e:
+                # A hung process may still hold the port: replace it.
+                log.warning("proxy pid %s failed (%s); restarting it", self._proc.pid, e)
+                self._start_in_background()
+                return
+            if not reply.get("ok") and reply.get("kind") != "not_found":
+                self._raise(reply, None)
 
     def list(self) -> list[Forward]:
         """The forwards the proxy serves now, sorted."""
-        with self._lock:
+        with self._settled():
             reply = self._call({"op": "list"})
             self._raise(reply, None)
             return sorted((Forward(**f) for f in reply["forwards"]), key=lambda f: f.key)
 
     def stats(self) -> dict[str, int]:
         """The proxy's counters: pid, forwards, open TCP connections, live UDP flows."""
-        with self._lock:
+        with self._settled():
             reply = self._call({"op": "ping"})
             self._raise(reply, None)
             return {k: int(v) for k, v in reply.items() if k != "ok"}
@@ -280,14 +395,39 @@ class ProxyManager:
     @staticmethod
     def _proto(proto: str) -> str:
         check_protocol(proto)
-        if proto not in ("tcp", "udp"):
-            raise ProxyBadRequest(f"the userland proxy serves tcp and udp, not {proto}")
         return proto
 
+    def _bind(self, fwd: Forward) -> socket.socket:
+        """The host socket of `fwd`, bound (and listening, for streams) in the proxy's
+        namespace; failures are ProxyBindErrors."""
+        _raise_nofile_limit()
+        family = socket.AF_INET6 if ":" in fwd.host_ip else socket.AF_INET
+        kind, number = socket_kind(fwd.proto)
+        try:
+            sock = self.ns.socket(family, kind | socket.SOCK_CLOEXEC, number)
+        except OSError as e:
+            reason = f"cannot open a {fwd.proto} socket: {e.strerror or e}"
+            raise ProxyBindError(fwd.proto, fwd.host_ip, fwd.host_port, reason) from None
+        try:
+            if kind == socket.SOCK_STREAM:
+                # As Go's net.Listen: restarting over TIME_WAIT connections works, two
+                # listeners on one port are still refused.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((fwd.host_ip, fwd.host_port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen(LISTEN_BACKLOG)
+        except OSError as e:
+            sock.close()
+            reason = e.strerror or str(e)
+            raise ProxyBindError(fwd.proto, fwd.host_ip, fwd.host_port, reason) from None
+        return sock
+
     @staticmethod
-    def _add_msg(fwd: Forward) -> dict[str, Any]:
+    def _add_msg(fwd: Forward, op: str = "adopt") -> dict[str, Any]:
         return {
-            "op": "add",
+            "op": op,
             "proto": fwd.proto,
             "host_ip": fwd.host_ip,
             "host_port": fwd.host_port,
@@ -310,8 +450,8 @@ class ProxyManager:
         raise ProxyError(f"proxy failed ({kind}): {error}")
 
     def _call(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Sends `msg`, restarting a dead proxy first, and once more if the process
-        turns out dead during the call."""
+        """Sends `msg` (no descriptor), restarting a dead proxy first, and once more if
+        the process turns out dead during the call."""
         if self._proc is None or self._proc.poll() is not None:
             self._restart_quietly()
         try:
@@ -341,12 +481,13 @@ class ProxyManager:
         self._restore()
 
     def _restore(self) -> None:
-        """Adds every known forward to a fresh proxy."""
+        """Hands every known forward's socket to a fresh proxy."""
         failures: list[tuple[Forward, str]] = []
         for fwd in list(self._forwards.values()):
-            reply = self._request(self._add_msg(fwd))
+            reply = self._request(self._add_msg(fwd), self._socks[fwd.key].fileno())
             if not reply.get("ok"):
                 del self._forwards[fwd.key]
+                self._socks.pop(fwd.key).close()
                 failures.append((fwd, str(reply.get("error"))))
         if failures:
             self.lost.extend(failures)
@@ -362,6 +503,9 @@ class ProxyManager:
             raise err
 
     def _spawn_now(self) -> None:
+        self._proc = self._launch()
+
+    def _launch(self) -> subprocess.Popen[bytes]:
         """Starts the process and waits for its "ready" line on a pipe (no polling)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.control_path.unlink(missing_ok=True)
@@ -411,8 +555,8 @@ class ProxyManager:
                 self._terminate(proc, sig=signal.SIGKILL)
                 rc = proc.returncode
             raise ProxyError(f"proxy exited at start (status {rc}){self._log_tail()}")
-        self._proc = proc
         log.info("proxy for %s started, pid %d", self.ns.path, proc.pid)
+        return proc
 
     @staticmethod
     def _read_ready(fd: int, deadline: float) -> bool | None:
@@ -478,13 +622,19 @@ class ProxyManager:
             self._conn = None
         self._rbuf = b""
 
-    def _request(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """One request/reply on the control connection (opened on demand)."""
+    def _request(self, msg: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
+        """One request/reply on the control connection (opened on demand); `fd` is
+        passed with the request (SCM_RIGHTS)."""
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
         try:
-            conn.sendall(json.dumps(msg).encode() + b"\n")
+            data = json.dumps(msg).encode() + b"\n"
+            if fd is None:
+                conn.sendall(data)
+            else:
+                sent = socket.send_fds(conn, [data], [fd])
+                conn.sendall(data[sent:])
             while b"\n" not in self._rbuf:
                 chunk = conn.recv(65536)
                 if not chunk:

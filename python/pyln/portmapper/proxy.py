@@ -9,10 +9,18 @@ loop and takes orders as JSON lines on a unix stream socket:
 
     {"op": "add", "proto": "tcp", "host_ip": "127.0.0.1", "host_port": 8080,
      "backend_ip": "10.230.0.2", "backend_port": 80}    -> {"ok": true, "host_port": 8080}
+    {"op": "adopt", "proto": ..., "host_ip": ..., "host_port": ..., "backend_ip": ...,
+     "backend_port": ...}    (with the bound socket passed as SCM_RIGHTS; see below)
     {"op": "remove", "proto": ..., "host_ip": ..., "host_port": ...}  -> {"ok": true}
     {"op": "list"}  -> {"ok": true, "forwards": [...]}
     {"op": "ping"}  -> {"ok": true, "pid": ..., "forwards": N, "connections": N,
                         "udp_flows": N}
+
+"adopt" is how pyln's manager publishes ports: it binds the host port itself (so that
+publishing never waits for this process to start, and a port stays bound across a
+proxy restart) and sends the socket with the request line, one descriptor per adopt
+request, in the same sendmsg. Each adopt request takes the oldest descriptor received
+on its connection and not yet taken.
 
 Failures answer {"ok": false, "error": "...", "kind": K} with K one of "bind" (the
 host address cannot be bound), "bad_request", "not_found" or "internal"; bad input
@@ -25,7 +33,9 @@ manager runs it as a file (`python -I .../proxy.py`) without loading the pyln pa
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
+import collections
 import ctypes
 import ipaddress
 import json
@@ -49,6 +59,9 @@ LISTEN_BACKLOG = 1024
 #: Datagrams read from one backend socket per wake-up, so one busy flow cannot starve
 #: the others.
 UDP_READ_BATCH = 64
+PROTOCOLS = ("tcp", "udp", "sctp")
+#: Descriptors one recvmsg may carry (the kernel's SCM_MAX_FD).
+MAX_FDS_PER_MSG = 253
 
 log = logging.getLogger("pyln.portmapper.proxy")
 
@@ -104,8 +117,8 @@ def _address(msg: dict[str, Any], field: str) -> str:
 
 def _proto(msg: dict[str, Any]) -> str:
     proto = msg.get("proto")
-    if proto not in ("tcp", "udp"):
-        raise RequestError("bad_request", f"proto must be 'tcp' or 'udp', not {proto!r}")
+    if proto not in PROTOCOLS:
+        raise RequestError("bad_request", f"proto must be one of {PROTOCOLS}, not {proto!r}")
     return str(proto)
 
 
@@ -113,11 +126,24 @@ def _family(ip: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
-def _bind(spec: ForwardSpec, kind: socket.SocketKind) -> socket.socket:
-    """A non-blocking socket bound to the host address; bind failures are RequestErrors
-    of kind "bind"."""
+def socket_kind(proto: str) -> tuple[socket.SocketKind, int]:
+    """The socket type and protocol number serving `proto` (sctp: one-to-one style)."""
+    if proto == "udp":
+        return socket.SOCK_DGRAM, 0
+    if proto == "sctp":
+        return socket.SOCK_STREAM, socket.IPPROTO_SCTP
+    return socket.SOCK_STREAM, 0
+
+
+def _bind(spec: ForwardSpec) -> socket.socket:
+    """A non-blocking socket bound to the host address; bind failures (and a kernel
+    without the protocol) are RequestErrors of kind "bind"."""
     family = _family(spec.host_ip)
-    sock = socket.socket(family, kind)
+    kind, proto = socket_kind(spec.proto)
+    try:
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise RequestError("bind", f"cannot open a {spec.proto} socket: {e.strerror}") from None
     try:
         if kind == socket.SOCK_STREAM:
             # As Go's net.Listen: restarting over TIME_WAIT connections must work; two
@@ -129,6 +155,38 @@ def _bind(spec: ForwardSpec, kind: socket.SocketKind) -> socket.socket:
             sock.bind((spec.host_ip, spec.host_port))
         except OSError as e:
             raise RequestError("bind", e.strerror or str(e)) from None
+        sock.setblocking(False)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _adopted(spec: ForwardSpec, fd: int) -> socket.socket:
+    """Wraps a descriptor passed with an adopt request, after checking that it is a
+    socket of the request's protocol bound to its host address and port; the
+    descriptor is closed if not."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as e:
+        os.close(fd)
+        raise RequestError("bad_request", f"the passed descriptor is not a socket: {e}") from None
+    try:
+        kind, proto = socket_kind(spec.proto)
+        got_proto = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+        if sock.type != kind or (proto and got_proto != proto):
+            raise RequestError("bad_request", f"the passed socket is not a {spec.proto} socket")
+        if sock.family != _family(spec.host_ip):
+            raise RequestError("bad_request", f"the passed socket is not bound to {spec.host_ip}")
+        host, port = sock.getsockname()[:2]
+        if ipaddress.ip_address(host) != ipaddress.ip_address(spec.host_ip) or (
+            spec.host_port and port != spec.host_port
+        ):
+            raise RequestError(
+                "bad_request",
+                f"the passed socket is bound to {host} port {port},"
+                f" not {spec.host_ip} port {spec.host_port}",
+            )
         sock.setblocking(False)
         return sock
     except BaseException:
@@ -194,13 +252,9 @@ class _Pipe:
             side.peer, self.client.peer = self.client, side
 
     async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
         spec = self.fwd.spec
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: _Side(self), spec.backend_ip, spec.backend_port),
-                self.fwd.connect_timeout,
-            )
+            transport, _ = await asyncio.wait_for(self._open(), self.fwd.connect_timeout)
         except (OSError, TimeoutError) as e:
             log.warning("cannot forward tcp %s:%d to %s:%d: %s", *spec.key[1:], *_backend(spec), e)
             self.abort()
@@ -210,6 +264,24 @@ class _Pipe:
             return
         assert self.client.transport is not None
         self.client.transport.resume_reading()
+
+    async def _open(self) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """The backend connection: tcp, or sctp on a socket opened here (asyncio only
+        opens tcp sockets itself)."""
+        loop = asyncio.get_running_loop()
+        spec = self.fwd.spec
+        if spec.proto != "sctp":
+            return await loop.create_connection(
+                lambda: _Side(self), spec.backend_ip, spec.backend_port
+            )
+        sock = socket.socket(_family(spec.backend_ip), socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, _backend(spec))
+            return await loop.create_connection(lambda: _Side(self), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def half_closed(self, side: _Side) -> None:
         other = side.peer
@@ -256,7 +328,8 @@ def _backend(spec: ForwardSpec) -> tuple[str, int]:
 
 
 class TcpForward:
-    """A listener on the host address; each accepted connection gets a _Pipe."""
+    """A listener on the host address (tcp, or sctp one-to-one style); each accepted
+    connection gets a _Pipe."""
 
     def __init__(self, spec: ForwardSpec, connect_timeout: float) -> None:
         self.spec = spec
@@ -264,10 +337,11 @@ class TcpForward:
         self.pipes: set[_Pipe] = set()
         self.server: asyncio.AbstractServer | None = None
 
-    async def start(self) -> int:
-        sock = _bind(self.spec, socket.SOCK_STREAM)
+    async def start(self, sock: socket.socket | None = None) -> int:
+        """Serves `sock` (bound by the caller), or a socket bound here."""
+        sock = _bind(self.spec) if sock is None else sock
         try:
-            sock.listen(LISTEN_BACKLOG)
+            sock.listen(LISTEN_BACKLOG)  # again on a listening socket: only the backlog
             loop = asyncio.get_running_loop()
             self.server = await loop.create_server(lambda: _Pipe(self).client, sock=sock)
         except BaseException:
@@ -355,8 +429,9 @@ class UdpForward(asyncio.DatagramProtocol):
         self.flows: dict[tuple[Any, ...], _Flow] = {}
         self.transport: asyncio.DatagramTransport | None = None
 
-    async def start(self) -> int:
-        sock = _bind(self.spec, socket.SOCK_DGRAM)
+    async def start(self, sock: socket.socket | None = None) -> int:
+        """Serves `sock` (bound by the caller), or a socket bound here."""
+        sock = _bind(self.spec) if sock is None else sock
         try:
             loop = asyncio.get_running_loop()
             await loop.create_datagram_endpoint(lambda: self, sock=sock)
@@ -402,32 +477,14 @@ class Proxy:
         self.udp_timeout = udp_timeout
         self.connect_timeout = connect_timeout
         self.forwards: dict[tuple[str, str, int], Forward] = {}
+        self.controls: set[_Control] = set()
         self.stopping = asyncio.Event()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serves one control connection: a reply line for every request line."""
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    reply = _fail("bad_request", f"request longer than {MAX_CONTROL_LINE} bytes")
-                    writer.write(_encode(reply))
-                    await writer.drain()
-                    return
-                if not line:
-                    return
-                if not line.strip():
-                    continue
-                writer.write(_encode(await self.dispatch(line)))
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def dispatch(self, line: bytes) -> dict[str, Any]:
-        """The reply to one request line; never raises."""
+    async def dispatch(
+        self, line: bytes, fds: collections.deque[int] | None = None
+    ) -> dict[str, Any]:
+        """The reply to one request line; never raises. An adopt request takes the
+        oldest descriptor of `fds` (those passed on its connection)."""
         try:
             try:
                 msg = json.loads(line)
@@ -455,6 +512,10 @@ class Proxy:
                 return {"ok": True, "forwards": specs}
             if op == "add":
                 return {"ok": True, "host_port": await self.add(msg)}
+            if op == "adopt":
+                if not fds:
+                    raise RequestError("bad_request", "adopt needs a socket passed with it")
+                return {"ok": True, "host_port": await self.add(msg, fds.popleft())}
             if op == "remove":
                 self.remove(msg)
                 return {"ok": True}
@@ -465,27 +526,36 @@ class Proxy:
             log.exception("control request failed: %r", line[:200])
             return _fail("internal", f"{type(e).__name__}: {e}")
 
-    async def add(self, msg: dict[str, Any]) -> int:
-        """Starts a forward; adding the same one again is a no-op."""
-        spec = ForwardSpec(
-            proto=_proto(msg),
-            host_ip=_address(msg, "host_ip"),
-            host_port=_port(msg, "host_port", allow_zero=True),
-            backend_ip=_address(msg, "backend_ip"),
-            backend_port=_port(msg, "backend_port", allow_zero=False),
-        )
+    async def add(self, msg: dict[str, Any], fd: int | None = None) -> int:
+        """Starts a forward on socket `fd` (adopt) or on one bound here (add); adding
+        the same one again is a no-op (and closes `fd`: the first socket serves)."""
+        try:
+            spec = ForwardSpec(
+                proto=_proto(msg),
+                host_ip=_address(msg, "host_ip"),
+                host_port=_port(msg, "host_port", allow_zero=fd is None),
+                backend_ip=_address(msg, "backend_ip"),
+                backend_port=_port(msg, "backend_port", allow_zero=False),
+            )
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            raise
+        sock = None if fd is None else _adopted(spec, fd)
         existing = self.forwards.get(spec.key)
         if existing is not None:
+            if sock is not None:
+                sock.close()
             if existing.spec == spec:
                 return spec.host_port
             old = existing.spec
             raise RequestError("bind", f"already forwarded to {old.backend_ip}:{old.backend_port}")
         fwd: Forward = (
-            TcpForward(spec, self.connect_timeout)
-            if spec.proto == "tcp"
-            else UdpForward(spec, self.udp_timeout)
+            UdpForward(spec, self.udp_timeout)
+            if spec.proto == "udp"
+            else TcpForward(spec, self.connect_timeout)
         )
-        port = await fwd.start()
+        port = await fwd.start(sock)
         if port != spec.host_port:  # host_port 0: the kernel chose one
             fwd.spec = ForwardSpec(spec.proto, spec.host_ip, port, *_backend(spec))
         self.forwards[fwd.spec.key] = fwd
@@ -505,6 +575,118 @@ class Proxy:
         for fwd in self.forwards.values():
             fwd.close()
         self.forwards.clear()
+
+
+class _Control:
+    """One control connection: request lines in, a reply line for each, in order.
+    Read with recvmsg, so that sockets passed with adopt requests (SCM_RIGHTS) are
+    received; asyncio's streams would drop them."""
+
+    def __init__(self, proxy: Proxy, sock: socket.socket) -> None:
+        self.proxy = proxy
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self.buf = b""
+        self.fds: collections.deque[int] = collections.deque()
+        self.lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.reading = True
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._readable)
+        self.task = self.loop.create_task(self._serve())
+
+    def _readable(self) -> None:
+        try:
+            data, ancdata, flags, _ = self.sock.recvmsg(
+                65536, socket.CMSG_SPACE(MAX_FDS_PER_MSG * 4)
+            )
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, ancdata, flags = b"", [], 0
+        for level, kind, cdata in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                passed = array.array("i")
+                passed.frombytes(cdata[: len(cdata) - len(cdata) % passed.itemsize])
+                self.fds.extend(passed)
+        if flags & socket.MSG_CTRUNC:
+            log.warning("control message truncated: passed sockets were lost")
+        if not data:
+            self._stop_reading()
+            self.lines.put_nowait(None)
+            return
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            self.lines.put_nowait(line)
+        if len(self.buf) > MAX_CONTROL_LINE:
+            self._stop_reading()
+            self.lines.put_nowait(_TOO_LONG)
+
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.sock.fileno())
+
+    async def _serve(self) -> None:
+        try:
+            while True:
+                line = await self.lines.get()
+                if line is None:
+                    return
+                if line is _TOO_LONG:
+                    reply = _fail("bad_request", f"request longer than {MAX_CONTROL_LINE} bytes")
+                    await self.loop.sock_sendall(self.sock, _encode(reply))
+                    return
+                if not line.strip():
+                    continue
+                reply = await self.proxy.dispatch(line, self.fds)
+                await self.loop.sock_sendall(self.sock, _encode(reply))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop_reading()
+        while self.fds:
+            os.close(self.fds.popleft())
+        self.sock.close()
+        self.proxy.controls.discard(self)
+
+
+_TOO_LONG = b"\0too long"
+
+
+async def _control_server(proxy: Proxy, path: Path) -> socket.socket:
+    """Listens on the unix socket `path` (owner-only) and serves each connection."""
+    loop = asyncio.get_running_loop()
+    if path.is_socket():
+        path.unlink()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    # A unix socket path is limited to 108 bytes: bind by name from its directory.
+    old_umask = os.umask(0o177)
+    cwd = os.getcwd()
+    try:
+        os.chdir(path.parent)
+        srv.bind(path.name)
+    finally:
+        os.chdir(cwd)
+        os.umask(old_umask)
+    srv.listen(64)
+    srv.setblocking(False)
+
+    def accept() -> None:
+        try:
+            conn, _ = srv.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            log.warning("control accept failed: %s", e)
+            return
+        proxy.controls.add(_Control(proxy, conn))
+
+    loop.add_reader(srv.fileno(), accept)
+    return srv
 
 
 def _fail(kind: str, error: str) -> dict[str, Any]:
@@ -547,17 +729,7 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, proxy.stopping.set)
 
     control = Path(args.control)
-    if control.is_socket():
-        control.unlink()
-    # A unix socket path is limited to 108 bytes: bind by name from its directory.
-    old_umask = os.umask(0o177)
-    cwd = os.getcwd()
-    try:
-        os.chdir(control.parent)
-        server = await asyncio.start_unix_server(proxy.handle, control.name, limit=MAX_CONTROL_LINE)
-    finally:
-        os.chdir(cwd)
-        os.umask(old_umask)
+    server = await _control_server(proxy, control)
     log.info("pid %d serving control socket %s", os.getpid(), control)
     if args.ready_fd is not None:
         os.write(args.ready_fd, b"ready\n")
@@ -565,7 +737,10 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await proxy.stopping.wait()
     finally:
+        loop.remove_reader(server.fileno())
         server.close()
+        for conn in list(proxy.controls):
+            conn.close()
         proxy.close_all()
         control.unlink(missing_ok=True)
     log.info("stopped")
