@@ -285,11 +285,14 @@ class IptablesFirewall(Firewall):
                         fam.apply(self.ns, cmds, f"setting up network {nid}")
                     else:
                         tables = fam.read(self.ns)
+                        self._ports.setdefault(v, _port_index(tables.get("nat", _Table())))
                         fam.apply(
                             self.ns, self._setup(tables, rules, v), f"setting up network {nid}"
                         )
                         self._known[v] = (nets, True)
                     nets[nid] = rules.bridge
+                    # What a port mapping needs, known without reading it back.
+                    self._info_cache[(nid, v)] = (rules.bridge, rules.hairpin)
             except FirewallError:
                 self._known.clear()
                 raise
@@ -298,6 +301,7 @@ class IptablesFirewall(Firewall):
         """(network id -> bridge, skeleton complete) of family `v`, read once."""
         if v not in self._known:
             tables = self._families[v].read(self.ns)
+            self._ports.setdefault(v, _port_index(tables.get("nat", _Table())))
             nets: dict[str, str] = {}
             for line in tables.get("filter", _Table()).lines(DOCKER):
                 nid = _comment_id(line)
