@@ -352,6 +352,7 @@ class Controller:
                 "gateway_ipv6": None,
                 "iface_name": None,
                 "iface_index": None,
+                "moved_from": None,
                 "priority": 0,
                 "join_seq": 0,
                 "state": "creating",

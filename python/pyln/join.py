@@ -140,26 +140,60 @@ def configure_joined(ctrl: Controller, eid: str, jinfo: JoinInfo) -> None:
     sid = rec["sandbox"]
     rec["gateway"] = str(jinfo.gateway) if jinfo.gateway else None
     rec["gateway_ipv6"] = str(jinfo.gateway_ipv6) if jinfo.gateway_ipv6 else None
-    if jinfo.move is not None:
-        raise errors.Unimplemented(
-            "drivers that hand over a host link to move are not supported yet"
+    if jinfo.move is not None and jinfo.created is not None:
+        raise errors.BadRequest(
+            f"driver {ctrl._networks[rec['network']]['type']!r} both created a link and"
+            " asked for one to be moved in"
         )
-    if jinfo.created is None:
+    if jinfo.created is None and jinfo.move is None:
         return
-    rec["iface_name"] = jinfo.created
     ns = ctrl._sandbox_ns(sid)
+    mac = None
+    index: int | None
+    if jinfo.move is not None:
+        if ctrl._sandboxes[sid]["config"]["use_host_namespace"]:
+            raise errors.Forbidden("a link cannot be moved into the host namespace sandbox")
+        # Recorded before the move, so that a crash in between is undone on restore
+        # (undo_join moves the link back under this name).
+        rec["moved_from"] = jinfo.move
+        ctrl._save_endpoint(rec)
+        index = interfaces.move_link(ctrl.host_ns, jinfo.move, ns, rec["iface_name"])
+        mac = rec.get("mac_address") or None
+    else:
+        assert jinfo.created is not None
+        rec["iface_name"] = jinfo.created
+        index = jinfo.created_index
     addrs = [ipaddress.ip_interface(rec[k]) for k in ("address", "address_ipv6") if rec[k]]
     rec["iface_index"] = interfaces.configure_interface(
-        ns, jinfo.created, addresses=addrs, up=True, index=jinfo.created_index
+        ns, rec["iface_name"], addresses=addrs, mac=mac, up=True, index=index
     )
     for r in jinfo.static_routes:
-        routes.add_route(ns, r.destination, gateway=r.next_hop, dev=jinfo.created)
+        routes.add_route(ns, r.destination, gateway=r.next_hop, dev=rec["iface_name"])
+
+
+def _move_back(ctrl: Controller, rec: dict[str, Any]) -> None:
+    """Returns a link moved in at join to the host namespace under its own name (as
+    libnetwork's osl does on interface removal); a no-op if it is not in the sandbox
+    (never moved, or already back)."""
+    from pyln.osl import interfaces
+
+    src = rec.get("moved_from")
+    sid = rec["sandbox"]
+    if not src:
+        return
+    if sid in ctrl._sandboxes and rec["iface_name"]:
+        ns = ctrl._sandbox_ns(sid)
+        if interfaces.link_exists(ns, rec["iface_name"]):
+            interfaces.move_link(ns, rec["iface_name"], ctrl.host_ns, src)
+    rec["moved_from"] = None
+    ctrl._save_endpoint(rec)
 
 
 def undo_join(ctrl: Controller, eid: str) -> None:
     """Rolls back a join that failed or was interrupted."""
     rec = ctrl._endpoints[eid]
     net = ctrl._networks[rec["network"]]
+    _move_back(ctrl, rec)
     try:
         ctrl.driver(net["type"]).leave(rec["network"], eid)
     except errors.PylnError:
@@ -199,6 +233,7 @@ def leave(ctrl: Controller, eid: str, sid: str) -> None:
     drv = ctrl.driver(ctrl._networks[rec["network"]]["type"])
     if was_gw:
         drv.revoke_external_connectivity(rec["network"], eid)
+    _move_back(ctrl, rec)
     drv.leave(rec["network"], eid)
     _detached(ctrl, rec)
     if was_gw:

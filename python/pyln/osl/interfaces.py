@@ -418,6 +418,29 @@ def create_veth(
             raise
 
 
+def move_link(src: Namespace, name: str, dst: Namespace, new_name: str) -> int:
+    """Moves link `name` of `src` into `dst`, renamed `new_name` on the way (one netlink
+    request: the kernel renames as it moves, so no other name is ever seen), down.
+    Returns its ifindex in `dst`. Raises LinkNotFound if `src` has no such link and
+    LinkExists if `dst` already has a link called `new_name`."""
+    validate_name(name)
+    validate_name(new_name)
+    fd = dst.fd()
+    try:
+        with ns_netlink(src) as ipr:
+            index = index_of(ipr, src, name)
+            try:
+                ipr.link("set", index=index, state="down")
+                ipr.link("set", index=index, net_ns_fd=fd, ifname=new_name)
+            except NetlinkError as e:
+                raise netlink_error(
+                    e, f"moving link {name!r} from {src.path} into {dst.path} as {new_name!r}"
+                ) from None
+    finally:
+        os.close(fd)
+    return link_index(dst, new_name)
+
+
 def _delete(ipr: IPRoute, name: str) -> bool:
     try:
         ipr.link("del", ifname=name)
