@@ -1297,3 +1297,28 @@ def test_from_bytes_split_runs_are_merged(data, choices):
     mask = Bitseq.from_bytes(raw)
     assert mask.to_bytes() == data
     assert mask == Bitseq.from_bytes(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(64, 4096).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1))))
+)
+def test_set_ordinals_lists_exactly_the_set_bits(case: tuple[int, set[int]]) -> None:
+    from pyln.restore import set_ordinals
+
+    n, ordinals = case
+    bits = Bitseq(n)
+    for o in sorted(ordinals):
+        bits.set(o)
+    assert list(set_ordinals(bits)) == sorted(ordinals)
+
+
+def test_set_ordinals_walks_repeated_blocks_and_huge_masks() -> None:
+    from pyln.restore import set_ordinals
+
+    bits = Bitseq(1 << 64)
+    for _ in range(32 * 5 + 3):  # five full blocks (one run) and a partial one
+        bits.set_any()
+    far = (1 << 63) + 5
+    bits.set(far)
+    assert list(set_ordinals(bits)) == [*range(32 * 5 + 3), far]

@@ -5,6 +5,7 @@ collect what nothing refers to any more (addresses, namespaces)."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from pyln.join import _gateway_changed, undo_join
 from pyln.osl import Namespace, is_namespace_mount
 
 if TYPE_CHECKING:
+    from pyln.bitseq import Bitseq
     from pyln.controller import Controller
 
 
@@ -138,14 +140,28 @@ def _collect_addresses(ctrl: Controller) -> None:
             continue
         bits = ctrl.ipam.bitmask(pool_id)
         base = int(found.pool.network_address)
-        size = found.pool.num_addresses
-        if size > 1 << 20:
-            continue  # too large to scan here; such pools hold few addresses in practice
-        for o in range(1, size - (1 if found.pool.version == 4 else 0)):
-            if bits.is_set(o):
-                addr = str(ipaddress.ip_address(base + o))
-                if addr not in keep:
-                    ctrl.ipam.release_address(pool_id, addr)
+        end = found.pool.num_addresses - (1 if found.pool.version == 4 else 0)
+        stale = [
+            addr
+            for o in set_ordinals(bits)
+            if 0 < o < end and (addr := str(ipaddress.ip_address(base + o))) not in keep
+        ]
+        for addr in stale:
+            ctrl.ipam.release_address(pool_id, addr)
+
+
+def set_ordinals(bits: Bitseq) -> Iterator[int]:
+    """The set bits of `bits`, ascending, found run by run: the cost is the runs and
+    the set bits, not the length (an IPv6 /64 pool has 2^64 ordinals)."""
+    first = 0
+    for block, count in bits.runs():
+        if block:
+            # Ordinal 0 of a block is its most significant bit (libnetwork's layout).
+            offsets = [31 - i for i in range(31, -1, -1) if block >> i & 1]
+            for b in range(first, first + count):
+                for j in offsets:
+                    yield b * 32 + j
+        first += count
 
 
 def _collect_namespaces(ctrl: Controller) -> None:
