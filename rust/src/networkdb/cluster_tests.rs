@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 
+use super::convert::node_to_wire;
+use super::events::{NodeEvent, NodeEventType};
+use super::nodes::NodeState;
 use super::protocol::{NdbNode, Settings};
 use crate::sim::{Sim, SimConfig};
 use crate::swim::config::{Config, SEC};
@@ -312,4 +315,39 @@ mod fuzz {
             let _ = sim;
         }
     }
+}
+
+/// Hands node `i` a networkdb node event as if gossip brought it.
+fn deliver_node_event(sim: &mut Sim<NdbNode>, i: usize, kind: NodeEventType, name: &str, ltime: u64) {
+    use crate::swim::Delegate;
+    use crate::wire::networkdb::Payload;
+    let e = NodeEvent { kind, ltime, node_name: name.to_owned() };
+    let buf = node_to_wire(&e).encode_gossip();
+    sim.with(i, |m, now| {
+        m.core.notify_msg(now, &buf);
+        m.handle_timeout(now);
+    });
+}
+
+#[test]
+fn late_leave_of_a_previous_life_does_not_outlive_the_rejoin() {
+    let mut sim = cluster(4, 12);
+    let all: Vec<usize> = (0..4).collect();
+    // A Leave of n3 newer than anything n1 saw of it (a late one of n3's previous
+    // life looks so): n1 takes n3 as left, though memberlist has it alive.
+    deliver_node_event(&mut sim, 1, NodeEventType::Leave, "n3", 10_000);
+    assert_eq!(sim.node(1).unwrap().core.db.node_state("n3"), Some(NodeState::Left));
+    assert!(!networks_converged(&sim, &all, "net"));
+    // n3's Join of its new life, fresher still: n3 is active again at n1 and its
+    // attachment comes back through gossip.
+    deliver_node_event(&mut sim, 1, NodeEventType::Join, "n3", 10_001);
+    assert_eq!(sim.node(1).unwrap().core.db.node_state("n3"), Some(NodeState::Active));
+    assert!(sim.run_until_cond(50_000, sim.now + 60 * SEC, |s| networks_converged(s, &all, "net")));
+    // A fresher Join of a node memberlist declared dead does not revive it.
+    sim.crash(2);
+    assert!(sim.run_until_cond(50_000, sim.now + 30 * SEC, |s| {
+        s.node(1).unwrap().core.db.node_state("n2") == Some(NodeState::Failed)
+    }));
+    deliver_node_event(&mut sim, 1, NodeEventType::Join, "n2", 20_000);
+    assert_eq!(sim.node(1).unwrap().core.db.node_state("n2"), Some(NodeState::Failed));
 }

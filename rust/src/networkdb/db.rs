@@ -579,6 +579,18 @@ impl NetworkDb {
         }
     }
 
+    /// Whether `ev` is a `Join` fresher than the latest event of a node held
+    /// as failed or left (which [`Self::apply_node_event`] ignores, as
+    /// libnetwork does: the caller revives the node if memberlist has it
+    /// alive).
+    pub fn join_revives(&self, ev: &NodeEvent) -> bool {
+        ev.kind == NodeEventType::Join
+            && self
+                .peer_id(&ev.node_name)
+                .and_then(|id| self.nodes.get(id))
+                .is_some_and(|r| r.state != NodeState::Active && r.ltime < ev.ltime)
+    }
+
     fn peer_id(&self, name: &str) -> Option<NodeId> {
         self.store.node_id(name).filter(|&id| id != self.me)
     }

@@ -12,7 +12,7 @@ use super::convert::{
     table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
-use super::events::{NetworkEvent, NetworkEventType, NodeEventType, TableEvent, TableEventType, WatchEvent};
+use super::events::{NetworkEvent, NetworkEventType, NodeEvent, NodeEventType, TableEvent, TableEventType, WatchEvent};
 use super::networks::NetworkError;
 use super::nodes::NodeState;
 use super::store::{NodeId, TableError, TableOutcome};
@@ -131,6 +131,9 @@ pub struct Core {
     leave_sent: bool,
     /// Something new was queued for network gossip since the last round.
     fresh: bool,
+    /// Nodes held as failed or left of which a fresher `Join` arrived: active
+    /// again if memberlist has them alive (checked by the node, which holds it).
+    revive: Vec<String>,
 }
 
 /// Peer addresses by interned node id (ids are dense, so a list), and the
@@ -227,6 +230,9 @@ impl Core {
                     self.counters.bad_messages += 1;
                     return;
                 };
+                if self.db.join_revives(&e) {
+                    self.revive.push(e.node_name.clone());
+                }
                 let c = self.db.apply_node_event(&e, now);
                 self.watch.extend(c.watch);
                 if c.changed {
@@ -555,7 +561,12 @@ impl Delegate for Core {
     fn merge_remote_state(&mut self, now: u64, buf: &[u8], _join: bool) {
         match pb::decode_gossip(buf) {
             Ok(pb::Message::PushPull(pp)) => {
-                let o = self.db.merge_push_pull(&push_pull_from_wire(&pp), now);
+                let pp = push_pull_from_wire(&pp);
+                let join = NodeEvent { kind: NodeEventType::Join, ltime: pp.ltime, node_name: pp.node_name.clone() };
+                if self.db.join_revives(&join) {
+                    self.revive.push(join.node_name);
+                }
+                let o = self.db.merge_push_pull(&pp, now);
                 self.watch.extend(o.watch);
             }
             _ => self.counters.bad_messages += 1,
@@ -679,6 +690,7 @@ impl NdbNode {
             leave_token: None,
             leave_sent: false,
             fresh: false,
+            revive: Vec::new(),
         };
         NdbNode {
             ml,
@@ -781,12 +793,28 @@ impl NdbNode {
         self.queue_node_event(NodeEventType::Join, None);
     }
 
+    /// A `Leave` of a node's previous life can arrive after memberlist saw the
+    /// node come back (and after networkdb took it back as active): networkdb
+    /// then holds it as left while memberlist has it alive, and libnetwork
+    /// stays so until memberlist reports a join again, which may never come.
+    /// A fresher `Join` from that node ends it here, if memberlist has the
+    /// node alive (a `Join` of a node that since crashed must not revive it).
+    fn revive(&mut self, now: u64) {
+        for name in std::mem::take(&mut self.core.revive) {
+            if self.ml.member(&name).is_some_and(|m| m.state == node_state::ALIVE) {
+                let c = self.core.db.node_rejoined(&name, now);
+                self.core.watch.extend(c.watch);
+            }
+        }
+    }
+
     fn queue_node_event(&mut self, kind: NodeEventType, notify: Option<u64>) {
         let e = self.core.db.node_event(kind);
         self.core.node_q.push(node_to_wire(&e).encode_gossip(), None, notify);
     }
 
     fn after(&mut self, now: u64) {
+        self.revive(now);
         if self.core.fresh {
             self.core.fresh = false;
             let d = self.core.s.eager_delay;
