@@ -564,10 +564,15 @@ def run_cycle(ws: Workspace, tool: Tool, n: int, published: bool, rep: int, res:
 
 
 def drain_background(ctrl: pyln.Controller) -> None:
-    """Waits for the bridge driver's background link deletions, if it has any."""
-    reaper = getattr(ctrl.driver("bridge"), "reaper", None)
-    if reaper is not None:
-        reaper.drain()
+    """Waits for the bridge driver's background deletions (links, and the rules of
+    deleted networks), if it has any."""
+    drain = getattr(ctrl.driver("bridge"), "drain", None)
+    if drain is not None:
+        drain()
+    else:  # a committed tree from before BridgeDriver.drain (--pyln-from head)
+        reaper = getattr(ctrl.driver("bridge"), "reaper", None)
+        if reaper is not None:
+            reaper.drain()
 
 
 def network_cycles(ws: Workspace, backend: str, count: int, res: Results) -> None:

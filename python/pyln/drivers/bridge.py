@@ -589,6 +589,16 @@ class BridgeDriver(Driver):
         if self.ctx.store is not None:
             self.ctx.store.delete(STORE_PREFIX + ep.eid)
 
+    def drain(self) -> None:
+        """Waits for the background work of deletes done so far: links being deleted
+        and networks' rules being removed (failures are logged, as in close)."""
+        with self._lock:
+            pending = list(self._fw_pending)
+        for f, _ in pending:
+            if f.exception() is not None:
+                log.warning("removing network rules failed: %s", f.exception())
+        self.reaper.drain()
+
     def close(self) -> None:
         self._fw_worker.shutdown(wait=True)
         for f, _ in self._fw_pending:

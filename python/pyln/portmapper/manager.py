@@ -249,14 +249,6 @@ class ProxyManager:
         return done
 
     def _keep(self) -> None:
-        # Nice is per thread on Linux and a child inherits its spawning thread's: the
-        # proxy's start-up (~60 ms of CPU) then yields to the caller's work on a busy
-        # host. The proxy returns to the process's own nice value once it serves.
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), 10))
-        except OSError as e:
-            log.debug("cannot lower the keeper thread's priority: %s", e)
         while True:
             item = self._jobs.get()
             if item is None:
@@ -533,8 +525,6 @@ class ProxyManager:
             repr(self.udp_timeout),
             "--parent-pid",
             str(os.getpid()),
-            "--nice",
-            str(os.getpriority(os.PRIO_PROCESS, os.getpid())),
         ]
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
         try:

@@ -731,11 +731,6 @@ async def _serve(args: argparse.Namespace) -> int:
     control = Path(args.control)
     server = await _control_server(proxy, control)
     log.info("pid %d serving control socket %s", os.getpid(), control)
-    if args.nice is not None:
-        try:  # started at a lower priority (see the manager): now serve at the asked one
-            os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-        except OSError as e:
-            log.warning("cannot set priority %d: %s", args.nice, e)
     if args.ready_fd is not None:
         os.write(args.ready_fd, b"ready\n")
         os.close(args.ready_fd)
@@ -761,7 +756,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
     parser.add_argument("--ready-fd", type=int, help="fd to write 'ready' to, then close")
     parser.add_argument("--parent-pid", type=int, help="exit when this parent exits")
-    parser.add_argument("--nice", type=int, help="nice value to serve at, once ready")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
