@@ -5,15 +5,18 @@ sandbox's gateway endpoint carries the default route and the published ports."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyln import errors
-from pyln.drivers.api import JoinInfo
+from pyln.drivers.api import DriverError, JoinInfo
 from pyln.sandbox import SandboxConfig, write_hosts
 
 if TYPE_CHECKING:
     from pyln.controller import Controller
+
+log = logging.getLogger("pyln")
 
 
 def _iface_name(ctrl: Controller, sid: str) -> str:
@@ -141,7 +144,7 @@ def configure_joined(ctrl: Controller, eid: str, jinfo: JoinInfo) -> None:
     rec["gateway"] = str(jinfo.gateway) if jinfo.gateway else None
     rec["gateway_ipv6"] = str(jinfo.gateway_ipv6) if jinfo.gateway_ipv6 else None
     if jinfo.move is not None and jinfo.created is not None:
-        raise errors.BadRequest(
+        raise DriverError(
             f"driver {ctrl._networks[rec['network']]['type']!r} both created a link and"
             " asked for one to be moved in"
         )
@@ -183,8 +186,13 @@ def _move_back(ctrl: Controller, rec: dict[str, Any]) -> None:
         return
     if sid in ctrl._sandboxes and rec["iface_name"]:
         ns = ctrl._sandbox_ns(sid)
-        if interfaces.link_exists(ns, rec["iface_name"]):
-            interfaces.move_link(ns, rec["iface_name"], ctrl.host_ns, src)
+        try:
+            if interfaces.link_exists(ns, rec["iface_name"]):
+                interfaces.move_link(ns, rec["iface_name"], ctrl.host_ns, src)
+        except errors.PylnError as e:
+            # As libnetwork: the link stays in the sandbox (and goes with it); the
+            # leave goes on rather than leave the endpoint stuck half left.
+            log.warning("cannot move link %s back to the host as %s: %s", rec["iface_name"], src, e)
     rec["moved_from"] = None
     ctrl._save_endpoint(rec)
 

@@ -141,3 +141,50 @@ def test_a_join_failing_after_the_move_moves_the_link_back(ctrl: pyln.Controller
     MoverDriver.bad_route = False
     ep.join(sbx)  # and the endpoint joins fine afterwards
     assert ep.info().sandbox_key == sbx.key
+
+
+def test_a_link_that_cannot_go_back_does_not_block_the_leave(ctrl: pyln.Controller) -> None:
+    """Its name was taken in the host meanwhile: as libnetwork, the leave goes on and
+    the link stays in the sandbox (it goes with the sandbox)."""
+    net = ctrl.new_network("mover", "m1", ipam_v4=[{"pool": "10.231.0.0/24"}])
+    sbx = ctrl.new_sandbox("c1")
+    ep = net.create_endpoint("e1")
+    ep.join(sbx)
+    name = MoverDriver.link(ep.id)
+    ctrl.host_ns.netlink().link("add", ifname=name, kind="veth", peer="squatter0")
+    ep.leave(sbx)  # no error
+    assert MoverDriver.came_back[ep.id] is True  # the squatter, which the driver deleted
+    assert ep.info().sandbox_key is None
+    inside = Namespace.open(sbx.key)
+    try:
+        assert interfaces.link_exists(inside, "eth0")  # stayed in the sandbox
+    finally:
+        inside.close()
+    sbx.delete()
+
+
+def test_restore_moves_the_link_back_after_a_crash_during_leave(
+    ctrl: pyln.Controller, tmp_path: Path
+) -> None:
+    net = ctrl.new_network("mover", "m1", ipam_v4=[{"pool": "10.231.0.0/24"}])
+    sbx = ctrl.new_sandbox("c1")
+    ep = net.create_endpoint("e1")
+    ep.join(sbx)
+    host = ctrl.host_ns
+    # What a kill -9 in the middle of leave leaves: the record says "leaving".
+    rec = ctrl._endpoints[ep.id]
+    rec["state"] = "leaving"
+    ctrl._save_endpoint(rec)
+    ctrl.close()
+    again = pyln.Controller(state_dir=tmp_path / "state", host_namespace=host)
+    try:
+        assert MoverDriver.came_back[ep.id] is True
+        assert again.network_by_name("m1").endpoint_by_name("e1").info().sandbox_key is None
+        inside = Namespace.open(sbx.key)
+        try:
+            assert not interfaces.link_exists(inside, "eth0")
+        finally:
+            inside.close()
+        assert not interfaces.link_exists(host, MoverDriver.link(ep.id))
+    finally:
+        cleanup(again)

@@ -27,6 +27,7 @@ from pyln.osl import (
     generate_iface_name,
     generate_mac_from_ip,
     generate_random_mac,
+    interfaces,
     link_exists,
     link_info,
 )
@@ -279,3 +280,24 @@ def test_generated_names_and_macs() -> None:
     assert re.fullmatch(r"br[0-9a-f]{3}", generate_iface_name("br", 3))
     with pytest.raises(InvalidLinkConfig, match="15"):
         generate_iface_name("vethxxxxx", 7)
+
+
+def test_move_link_renames_on_the_way_or_leaves_the_link_where_it_was(
+    host_ns: Namespace, make_ns: MakeNs
+) -> None:
+    ctr = make_ns("ctr")
+    host_ns.netlink().link("add", ifname="mvsrc0", kind="veth", peer="mvsrc1")
+    index = interfaces.move_link(host_ns, "mvsrc0", ctr, "eth0")
+    assert interfaces.link_index(ctr, "eth0") == index
+    assert not interfaces.link_exists(host_ns, "mvsrc0")
+    # Back, then again into a namespace where the new name is taken: the kernel moves
+    # the link under its own name and then fails the rename; it must come back.
+    interfaces.move_link(ctr, "eth0", host_ns, "mvsrc0")
+    ctr.netlink().link("add", ifname="eth0", kind="veth", peer="other1")
+    with pytest.raises(interfaces.LinkExists):
+        interfaces.move_link(host_ns, "mvsrc0", ctr, "eth0")
+    assert interfaces.link_exists(host_ns, "mvsrc0")
+    assert not interfaces.link_exists(ctr, "mvsrc0")
+    with pytest.raises(interfaces.LinkNotFound):
+        interfaces.move_link(host_ns, "nosuchlink0", ctr, "eth1")
+    interfaces.delete_link(host_ns, "mvsrc0")

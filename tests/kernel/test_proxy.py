@@ -684,3 +684,69 @@ def test_module_entry_point_and_sigterm(host_ns: Namespace, tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait(TIMEOUT)
+
+
+def test_a_removed_udp_port_can_be_published_again_at_once(
+    proxy: ProxyManager, net: Net, udp_echo: UdpEcho
+) -> None:
+    """remove returns once the proxy has closed its copy of the socket too (asyncio
+    closes a datagram transport on a later loop pass), so the port is free."""
+    port = proxy.add("udp", "127.0.0.1", 0, CTR_IP, udp_echo.port)
+    for _ in range(50):
+        proxy.remove("udp", "127.0.0.1", port)
+        assert proxy.add("udp", "127.0.0.1", port, CTR_IP, udp_echo.port) == port
+    assert udp_roundtrip(net.host, port, b"again") == b"again"
+    proxy.remove("udp", "127.0.0.1", port)
+    with net.host.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(TIMEOUT)
+        u.connect(("127.0.0.1", port))
+        u.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            u.recv(10)
+
+
+def test_a_failed_start_is_typed_retried_and_stop_frees_the_ports(
+    net: Net, tmp_path: Path, tcp_echo: TcpEcho
+) -> None:
+    """The run directory cannot be made (a file is in the way): add still binds and
+    returns, calls that need the process get a ProxyError, and a background retry
+    starts it once the way is clear; stop frees the ports whatever happened."""
+    blocker = tmp_path / "run"
+    blocker.write_text("not a directory")
+    mgr = ProxyManager(net.host, blocker / "sub")
+    try:
+        port = mgr.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port)
+        with pytest.raises(ProxyError, match="cannot start the proxy"):
+            mgr.list()
+        blocker.unlink()  # the next retry (after at most a few seconds) succeeds
+        wait_until(lambda: mgr.pid is not None, "a retried start", timeout=20)
+        assert tcp_roundtrip(net.host, port, b"late") == b"late"
+    finally:
+        mgr.stop()
+    assert mgr.pid is None
+    with net.host.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", port))  # free again
+
+
+def test_stop_during_a_background_start_leaves_nothing(
+    net: Net, tmp_path: Path, tcp_echo: TcpEcho
+) -> None:
+    mgr = ProxyManager(net.host, tmp_path / "run")
+    port = mgr.add("tcp", "127.0.0.1", 0, CTR_IP, tcp_echo.port)  # starts it in the background
+    mgr.stop()
+    assert mgr.pid is None
+    assert refused_tcp(net.host, port)
+    mine = str(mgr.control_path)
+
+    def proxies() -> list[str]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if mine.encode() in f.read():
+                        found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    wait_until(lambda: not proxies(), "no proxy process left")

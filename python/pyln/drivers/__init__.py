@@ -12,8 +12,10 @@ BUILTIN: dict[str, type[Driver]] = {"null": NullDriver, "host": HostDriver, "bri
 
 
 def register(network_type: str, cls: type[Driver]) -> None:
-    """Makes `cls` the driver of `network_type` for controllers created from now on
-    (a driver of a built-in or already registered type is refused)."""
+    """Makes `cls` the driver of `network_type` (a driver of a built-in or already
+    registered type is refused). Controllers look drivers up on first use, so it
+    applies to controllers already open too; a controller opening a state directory
+    with networks of a type no driver is registered for raises UnknownDriver."""
     if not network_type or not isinstance(network_type, str):
         raise DriverError(f"a network type must be a non-empty string, not {network_type!r}")
     if not (isinstance(cls, type) and issubclass(cls, Driver)):

@@ -197,9 +197,6 @@ class BridgeDriver(Driver):
         # Background removals of deleted networks' rules, with their subnets: a new
         # network on one of those subnets waits for its removal first.
         self._fw_pending: list[tuple[Future[None], tuple[Any, ...]]] = []
-        # A network's rules are installed while its bridge is made (rules name the
-        # bridge; they do not need it to exist): the two overlap.
-        self._fw_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyln-fw-setup")
 
     # -- networks -------------------------------------------------------------------
 
@@ -257,27 +254,21 @@ class BridgeDriver(Driver):
                 default=default,
             )
             addresses = [a for a in (net.gateway_v4, net.gateway_v6) if a is not None]
+            self._record_bridge(nid, name)
+            net.bridge_index = interfaces.create_bridge(
+                self.ctx.host_namespace, name, mtu=mtu, addresses=addresses
+            )
+            if ipv6:
+                self.ctx.host_namespace.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
             for fut, old in self._fw_pending:
                 if not fut.done() and any(a.overlaps(b) for a in old for b in net.subnets):
                     fut.exception()  # wait; a failure was logged by whoever waits in close
-            rules = NetworkRules(
-                nid, name, net.subnets, masquerade=net.masquerade, icc=net.icc,
-                internal=net.internal,
-            )  # fmt: skip
-            fw = self._fw_setup.submit(self.firewall.setup_network, rules)
-            try:
-                self._record_bridge(nid, name)
-                net.bridge_index = interfaces.create_bridge(
-                    self.ctx.host_namespace, name, mtu=mtu, addresses=addresses
+            self.firewall.setup_network(
+                NetworkRules(
+                    nid, name, net.subnets,
+                    masquerade=net.masquerade, icc=net.icc, internal=net.internal,
                 )
-                if ipv6:
-                    self.ctx.host_namespace.sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "0")
-            except BaseException:
-                fw.exception()  # the rules are in or failed: the caller's rollback removes them
-                raise
-            fw.result()
-            # Set only once the bridge exists; the rules rely on it.
-            self.firewall.bridge_ready(name)
+            )  # fmt: skip
             self.networks[nid] = net
             if self.userland_proxy:
                 # Start the one proxy process now, in the background, so that the
@@ -609,7 +600,6 @@ class BridgeDriver(Driver):
         self.reaper.drain()
 
     def close(self) -> None:
-        self._fw_setup.shutdown(wait=True)
         self._fw_worker.shutdown(wait=True)
         for f, _ in self._fw_pending:
             if f.exception() is not None:

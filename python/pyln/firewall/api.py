@@ -143,19 +143,6 @@ class Firewall(ABC):
 
     # -- shared helpers ---------------------------------------------------------
 
-    def bridge_ready(self, bridge: str) -> None:
-        """Sets what the rules need of the bridge itself once it exists: route_localnet
-        (127.0.0.1:port reaches containers). setup_network does it too when the bridge
-        already exists."""
-
-        def body() -> None:
-            try:
-                _write(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "1")
-            except OSError:
-                pass  # no such bridge: nothing to route
-
-        self.ns.run(body)
-
     def _enable_forwarding(self, rules: NetworkRules) -> None:
         """IP forwarding, br_netfilter for bridged traffic (icc=False and hairpin replies
         need it) and route_localnet on the bridge (127.0.0.1:port reaches containers),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -23,6 +24,8 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 
 from pyln.errors import BadRequest, Forbidden, Internal, NotFound
 from pyln.osl.namespace import Namespace
+
+log = logging.getLogger("pyln.osl")
 
 IFNAMSIZ = 16
 """The kernel's interface name buffer, NUL included: names have at most 15 chars."""
@@ -419,26 +422,47 @@ def create_veth(
 
 
 def move_link(src: Namespace, name: str, dst: Namespace, new_name: str) -> int:
-    """Moves link `name` of `src` into `dst`, renamed `new_name` on the way (one netlink
-    request: the kernel renames as it moves, so no other name is ever seen), down.
-    Returns its ifindex in `dst`. Raises LinkNotFound if `src` has no such link and
-    LinkExists if `dst` already has a link called `new_name`."""
+    """Moves link `name` of `src` into `dst` as `new_name`, down, in one netlink
+    request. Returns its ifindex in `dst`. Raises LinkNotFound if `src` has no such
+    link and LinkExists if `dst` already has a link called `new_name`; on any failure
+    the link is back in `src` under `name` (the kernel may have moved it under its
+    old name before the rename failed: it is then moved back)."""
     validate_name(name)
     validate_name(new_name)
     fd = dst.fd()
+    err: LinkError | None = None
     try:
         with ns_netlink(src) as ipr:
             index = index_of(ipr, src, name)
             try:
                 ipr.link("set", index=index, state="down")
+                # The kernel moves the link, under `new_name` if its own name is taken
+                # in `dst`, then renames it to `new_name`.
                 ipr.link("set", index=index, net_ns_fd=fd, ifname=new_name)
             except NetlinkError as e:
-                raise netlink_error(
+                err = netlink_error(
                     e, f"moving link {name!r} from {src.path} into {dst.path} as {new_name!r}"
-                ) from None
+                )
     finally:
         os.close(fd)
+    if err is not None:
+        _return_link(src, name, dst)
+        raise err
     return link_index(dst, new_name)
+
+
+def _return_link(src: Namespace, name: str, dst: Namespace) -> None:
+    """Moves link `name` from `dst` back to `src` if a failed move left it there."""
+    if link_exists(src, name) or not link_exists(dst, name):
+        return
+    fd = src.fd()
+    try:
+        with ns_netlink(dst) as ipr:
+            ipr.link("set", index=index_of(ipr, dst, name), net_ns_fd=fd)
+    except (NetlinkError, LinkError) as e:
+        log.error("link %r is stranded in namespace %s: %s", name, dst.path, e)
+    finally:
+        os.close(fd)
 
 
 def _delete(ipr: IPRoute, name: str) -> bool:

@@ -19,7 +19,7 @@ class PortMapperError(PylnError):
 
 
 class UnknownProtocol(PortMapperError, BadRequest, ValueError):
-    """A protocol other than tcp, udp or sctp (the proxy serves only tcp and udp)."""
+    """A protocol other than tcp, udp or sctp."""
 
 
 class InvalidPortRange(PortMapperError, BadRequest, ValueError):

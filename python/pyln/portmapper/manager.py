@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -50,6 +51,9 @@ log = logging.getLogger("pyln.portmapper")
 PROXY_SCRIPT = Path(__file__).with_name("proxy.py")
 #: Longest unix socket path bind/connect take (sun_path is 108 bytes with the NUL).
 _SUN_PATH_MAX = 107
+#: Delays between retries of a failed background start (s): doubling up to the max.
+RETRY_MIN = 0.5
+RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,10 @@ def _check_port(name: str, port: int, *, allow_zero: bool) -> int:
 class ProxyManager:
     """The proxy process of namespace `ns`; its control socket and log are in
     `run_dir`. Thread-safe: calls are serialised. The process is started in the
-    background on demand (the first `add`, or `prestart`); calls that need an answer
-    from it (`list`, `stats`, `remove`, `ensure`) wait for that start."""
+    background on demand (the first `add`, or `prestart`); `list`, `stats`, `ensure`
+    and `stop` wait for that start, `add` and `remove` do not. While no process
+    serves them (starting, or a start that failed and is retried with a growing
+    delay), published ports are bound and connections to them wait in the kernel."""
 
     def __init__(
         self,
@@ -141,6 +147,11 @@ class ProxyManager:
         self._starting = False
         self._start_done = threading.Event()
         self._start_done.set()
+        #: Bumped by stop(): a background start of an older generation is void.
+        self._gen = 0
+        #: A pending retry of a failed background start, and the delay of the next.
+        self._retry: threading.Timer | None = None
+        self._retry_delay = RETRY_MIN
         # The proxy asks for SIGTERM when the *thread* that spawned it exits, so every
         # spawn happens in one long-lived thread: callers (and prestart) may come and go.
         self._keeper: threading.Thread | None = None
@@ -199,35 +210,81 @@ class ProxyManager:
             self._terminate(proc, sig=signal.SIGKILL)
         self._starting = True
         self._start_done.clear()
-        self._submit(self._start_job)
-
-    def _start_job(self) -> None:
-        """Runs in the keeper thread: launches the process without the lock (callers
-        that do not need it go on), then hands it every forward."""
         try:
-            proc: subprocess.Popen[bytes] | None = self._launch()
-        except ProxyError as e:
+            self._submit(functools.partial(self._start_job, self._gen))
+        except BaseException:
+            self._starting = False
+            self._start_done.set()
+            raise
+
+    def _start_job(self, gen: int) -> None:
+        """Runs in the keeper thread: launches the process without the lock (callers
+        that do not need it go on), then hands it every forward. A start that fails
+        is retried with a growing delay while there are forwards to serve."""
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            proc = self._launch()
+        except Exception as e:  # ProxyError, or an OSError (fds, the run directory)
             log.warning("proxy start failed: %s", e)
-            proc = None
         with self._lock:
             try:
-                if proc is not None:
-                    self._proc = proc
+                if gen != self._gen:  # stopped meanwhile
+                    if proc is not None:
+                        self._kill_quietly(proc)
+                    return
+                if proc is None:
+                    self._retry_later(gen)
+                    return
+                self._proc = proc
+                try:
                     self._restore()
-            except ForwardsLost as e:
-                log.error("%s", e)
-            except ProxyError as e:
-                log.warning("proxy start failed: %s", e)
+                    self._retry_delay = RETRY_MIN
+                except ForwardsLost as e:
+                    log.error("%s", e)
+                except ProxyError as e:
+                    log.warning("the new proxy failed (%s); restarting it later", e)
+                    self._disconnect()
+                    self._proc = None
+                    self._kill_quietly(proc)
+                    self._retry_later(gen)
             finally:
-                self._starting = False
-                self._start_done.set()
+                if gen == self._gen:
+                    self._starting = False
+                    self._start_done.set()
+
+    def _retry_later(self, gen: int) -> None:
+        """Schedules another background start (under the lock), if forwards wait."""
+        if not self._forwards or self._retry is not None:
+            return
+        delay, self._retry_delay = self._retry_delay, min(2 * self._retry_delay, RETRY_MAX)
+
+        def fire() -> None:
+            with self._lock:
+                self._retry = None
+                alive = self._proc is not None and self._proc.poll() is None
+                if gen == self._gen and not self._starting and not alive and self._forwards:
+                    try:
+                        self._start_in_background()
+                    except ProxyError as e:
+                        log.warning("proxy restart failed: %s", e)
+
+        self._retry = threading.Timer(delay, fire)
+        self._retry.daemon = True
+        self._retry.start()
+
+    def _kill_quietly(self, proc: subprocess.Popen[bytes]) -> None:
+        try:
+            self._terminate(proc, sig=signal.SIGKILL)
+        except ProxyError as e:
+            log.error("%s", e)
 
     @contextlib.contextmanager
     def _settled(self) -> Iterator[None]:
         """Holds the lock with no background start under way."""
+        wait = self.start_timeout + self.request_timeout + self.stop_timeout
         while True:
-            if not self._start_done.wait(self.start_timeout + self.request_timeout):
-                raise ProxyTimeout(f"the proxy did not start within {self.start_timeout:g} s")
+            if not self._start_done.wait(wait):
+                raise ProxyTimeout(f"the proxy's start did not end within {wait:g} s")
             self._lock.acquire()
             if not self._starting:
                 break
@@ -238,19 +295,23 @@ class ProxyManager:
             self._lock.release()
 
     def _submit(self, job: Any) -> queue.Queue[BaseException | None]:
+        """Queues `job` for the keeper thread (started if needed). Each keeper has its
+        own queue, so a stop and a new keeper never share one."""
         done: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
         with self._lock:
             if self._keeper is None or not self._keeper.is_alive():
+                self._jobs = queue.Queue()
                 self._keeper = threading.Thread(
-                    target=self._keep, name="pyln-proxy-keeper", daemon=True
+                    target=self._keep, args=(self._jobs,), name="pyln-proxy-keeper", daemon=True
                 )
                 self._keeper.start()
-        self._jobs.put((job, done))
+            self._jobs.put((job, done))
         return done
 
-    def _keep(self) -> None:
+    @staticmethod
+    def _keep(jobs: queue.Queue[tuple[Any, queue.Queue[BaseException | None]] | None]) -> None:
         while True:
-            item = self._jobs.get()
+            item = jobs.get()
             if item is None:
                 return
             job, done = item
@@ -276,8 +337,19 @@ class ProxyManager:
 
     def stop(self) -> None:
         """Stops the proxy (SIGTERM, then SIGKILL after `stop_timeout`), reaps it and
-        forgets its forwards (their ports are closed). Idempotent."""
-        with self._settled():
+        forgets its forwards (their ports are closed). Idempotent. A start still under
+        way after the usual wait is abandoned: its process is killed when it ends."""
+        wait = self.start_timeout + self.request_timeout + self.stop_timeout
+        if not self._start_done.wait(wait):
+            log.warning("the proxy's start did not end within %g s; stopping anyway", wait)
+        with self._lock:
+            self._gen += 1
+            self._starting = False
+            self._start_done.set()
+            if self._retry is not None:
+                self._retry.cancel()
+                self._retry = None
+            self._retry_delay = RETRY_MIN
             self._disconnect()
             proc, self._proc = self._proc, None
             self._forwards.clear()
@@ -285,12 +357,19 @@ class ProxyManager:
                 sock.close()
             self._socks.clear()
             if proc is not None:
-                self._terminate(proc)
+                self._stop_proc(proc)
             self.control_path.unlink(missing_ok=True)
             keeper, self._keeper = self._keeper, None
-        if keeper is not None and keeper.is_alive():
-            self._jobs.put(None)
+            if keeper is not None:
+                self._jobs.put(None)  # under the lock: this keeper's own queue
+        if keeper is not None and keeper.is_alive() and keeper is not threading.current_thread():
             keeper.join(timeout=self.stop_timeout)
+
+    def _stop_proc(self, proc: subprocess.Popen[bytes]) -> None:
+        try:
+            self._terminate(proc)
+        except ProxyError as e:
+            log.error("%s", e)
 
     # -- forwards -------------------------------------------------------------------
 
@@ -324,15 +403,20 @@ class ProxyManager:
             self._socks[fwd.key] = sock
             if self._starting:
                 return fwd.host_port  # the process being started adopts it
-            if self._proc is None or self._proc.poll() is not None:
-                self._start_in_background()
-                return fwd.host_port
             try:
-                reply = self._request(self._add_msg(fwd, "adopt"), sock.fileno())
-            except ProxyError as e:
-                log.warning("proxy pid %s failed (%s); restarting it", self._proc.pid, e)
-                self._start_in_background()
-                return fwd.host_port
+                if self._proc is None or self._proc.poll() is not None:
+                    self._start_in_background()
+                    return fwd.host_port
+                try:
+                    reply = self._request(self._add_msg(fwd, "adopt"), sock.fileno())
+                except ProxyError as e:
+                    log.warning("proxy pid %s failed (%s); restarting it", self._proc.pid, e)
+                    self._start_in_background()
+                    return fwd.host_port
+            except BaseException:
+                del self._forwards[fwd.key]
+                self._socks.pop(fwd.key).close()
+                raise
             if not reply.get("ok"):
                 del self._forwards[fwd.key]
                 self._socks.pop(fwd.key).close()
@@ -506,7 +590,14 @@ class ProxyManager:
         self._proc = self._launch()
 
     def _launch(self) -> subprocess.Popen[bytes]:
-        """Starts the process and waits for its "ready" line on a pipe (no polling)."""
+        """Starts the process and waits for its "ready" line on a pipe (no polling).
+        Failures are ProxyErrors (ProxyTimeout when it does not get ready in time)."""
+        try:
+            return self._launch_process()
+        except OSError as e:
+            raise ProxyError(f"cannot start the proxy: {e}") from e
+
+    def _launch_process(self) -> subprocess.Popen[bytes]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.control_path.unlink(missing_ok=True)
         # proxy.py uses the standard library only. Run as a file in isolated mode, it

@@ -428,6 +428,9 @@ class UdpForward(asyncio.DatagramProtocol):
         self.idle_timeout = idle_timeout
         self.flows: dict[tuple[Any, ...], _Flow] = {}
         self.transport: asyncio.DatagramTransport | None = None
+        #: Set once the transport has closed the socket (asyncio does that on a later
+        #: loop pass than close()).
+        self.closed = asyncio.get_running_loop().create_future()
 
     async def start(self, sock: socket.socket | None = None) -> int:
         """Serves `sock` (bound by the caller), or a socket bound here."""
@@ -457,11 +460,21 @@ class UdpForward(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("udp %s:%d: %s", self.spec.host_ip, self.spec.host_port, exc)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+        elif not self.closed.done():
+            self.closed.set_result(None)
         for flow in list(self.flows.values()):
             flow.close()
+
+    async def wait_closed(self) -> None:
+        """Returns once the host socket is closed (the port is free)."""
+        await self.closed
 
 
 Forward = TcpForward | UdpForward
@@ -517,7 +530,7 @@ class Proxy:
                     raise RequestError("bad_request", "adopt needs a socket passed with it")
                 return {"ok": True, "host_port": await self.add(msg, fds.popleft())}
             if op == "remove":
-                self.remove(msg)
+                await self.remove(msg)
                 return {"ok": True}
             raise RequestError("bad_request", f"unknown op {op!r}")
         except RequestError as e:
@@ -562,13 +575,16 @@ class Proxy:
         log.info("forwarding %s %s:%d to %s:%d", *fwd.spec.key, *_backend(fwd.spec))
         return port
 
-    def remove(self, msg: dict[str, Any]) -> None:
-        """Stops a forward: the port is closed and its connections dropped."""
+    async def remove(self, msg: dict[str, Any]) -> None:
+        """Stops a forward: the port is closed (before the reply, so that the caller
+        can bind it again at once) and its connections dropped."""
         key = (_proto(msg), _address(msg, "host_ip"), _port(msg, "host_port", allow_zero=False))
         fwd = self.forwards.pop(key, None)
         if fwd is None:
             raise RequestError("not_found", "no forward on {} {}:{}".format(*key))
-        fwd.close()
+        fwd.close()  # a tcp listener closes here and now; a udp transport on a later pass
+        if isinstance(fwd, UdpForward):
+            await fwd.wait_closed()
         log.info("stopped forwarding %s %s:%d", *key)
 
     def close_all(self) -> None:
