@@ -351,3 +351,18 @@ fn late_leave_of_a_previous_life_does_not_outlive_the_rejoin() {
     deliver_node_event(&mut sim, 1, NodeEventType::Join, "n2", 20_000);
     assert_eq!(sim.node(1).unwrap().core.db.node_state("n2"), Some(NodeState::Failed));
 }
+
+#[test]
+fn a_push_pull_from_a_node_held_as_left_revives_it() {
+    let mut sim = cluster(4, 13);
+    let all: Vec<usize> = (0..4).collect();
+    deliver_node_event(&mut sim, 1, NodeEventType::Leave, "n3", 10_000);
+    assert_eq!(sim.node(1).unwrap().core.db.node_state("n3"), Some(NodeState::Left));
+    // n3's clock moves past that Leave (it witnesses a later event); its state in
+    // the next push/pull with n1 then carries the fresher time.
+    deliver_node_event(&mut sim, 3, NodeEventType::Join, "n0", 10_500);
+    assert!(sim.run_until_cond(50_000, sim.now + 180 * SEC, |s| {
+        s.node(1).unwrap().core.db.node_state("n3") == Some(NodeState::Active)
+    }));
+    assert!(sim.run_until_cond(50_000, sim.now + 60 * SEC, |s| networks_converged(s, &all, "net")));
+}
