@@ -189,8 +189,11 @@ class Namespace:
     # -- entering -----------------------------------------------------------------
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Runs `fn(*args)` in a thread inside this namespace. Sockets it opens stay in
-        the namespace after it returns."""
+        """Runs `fn(*args)` inside this namespace: in the calling thread if it is
+        already there, else in a thread that enters it. Sockets it opens stay in the
+        namespace after it returns, and processes it spawns start there."""
+        if _thread_ns_inode() == self.inode:
+            return fn(*args)
 
         def body() -> T:
             fd = os.open(self.path, os.O_RDONLY)
@@ -206,10 +209,7 @@ class Namespace:
         return _in_thread(body)
 
     def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
-        """A socket created inside this namespace (directly when the calling thread is
-        already in it: no thread to start)."""
-        if _thread_ns_inode() == self.inode:
-            return socket.socket(family, kind, proto)
+        """A socket created inside this namespace."""
         return self.run(socket.socket, family, kind, proto)
 
     def netlink(self) -> IPRoute:
