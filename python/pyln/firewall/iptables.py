@@ -229,10 +229,15 @@ class IptablesFirewall(Firewall):
                 return bridge, not nohairpin
         return None
 
-    def _versions_installed(self, network_id: str) -> dict[int, dict[str, _Table]]:
-        """Per IP version, the dump of each family where the network has rules."""
+    def _versions_installed(
+        self, network_id: str, skip: frozenset[int] = frozenset()
+    ) -> dict[int, dict[str, _Table]]:
+        """Per IP version, the dump of each family where the network has rules (families
+        in `skip` are known to have none and are not read)."""
         out: dict[int, dict[str, _Table]] = {}
         for v, fam in self._families.items():
+            if v in skip:
+                continue
             tables = fam.read(self.ns)
             if self._network_info(tables, network_id) is not None:
                 out[v] = tables
@@ -390,13 +395,20 @@ class IptablesFirewall(Firewall):
     def remove_network(self, network_id: str) -> None:
         check_network_id(network_id)
         with self._lock:
+            # Families whose known state says the network has no rules there (an IPv4
+            # network's IPv6 side): nothing to read or remove.
+            skip = frozenset(v for v, (nets, _) in self._known.items() if network_id not in nets)
+            chain = net_chain(network_id)
             for v in self._families:
                 self._info_cache.pop((network_id, v), None)
-                self._ports.pop(v, None)
+                index = self._ports.get(v)
+                if index is not None:  # the network's mappings go with its chain
+                    for key, held in list(index.items()):
+                        index[key] = [(h, c) for h, c in held if c != chain]
                 if v in self._known:
                     self._known[v][0].pop(network_id, None)
             try:
-                for v, tables in self._versions_installed(network_id).items():
+                for v, tables in self._versions_installed(network_id, skip).items():
                     self._families[v].apply(
                         self.ns,
                         self._removal(tables, network_id),
@@ -404,6 +416,7 @@ class IptablesFirewall(Firewall):
                     )
             except FirewallError:
                 self._known.clear()
+                self._ports.clear()
                 raise
                 # Chains left by a half-done setup (no jump rule yet) are not found by
                 # _versions_installed; they hold no traffic and are removed by flush().
