@@ -16,20 +16,19 @@ import pytest
 import pyln
 from pyln import drivers, errors
 from pyln.drivers.api import (
-    Driver,
     DriverError,
     InterfaceInfo,
-    IPAMData,
     JoinInfo,
     SandboxInfo,
     StaticRoute,
 )
+from pyln.drivers.null import NullDriver
 from pyln.osl import Namespace, interfaces
 
 from .test_cnm import cleanup
 
 
-class MoverDriver(Driver):
+class MoverDriver(NullDriver):
     """Makes a veth pair `mv-<eid>` / `mp-<eid>` in the host namespace at join and asks
     for `mv-<eid>` to be moved in; at leave, notes whether it came back, then deletes
     the pair."""
@@ -42,22 +41,11 @@ class MoverDriver(Driver):
     def link(eid: str) -> str:
         return f"mv-{eid[:8]}"
 
-    def create_network(
-        self, nid: str, options: dict[str, Any], ipv4: list[IPAMData], ipv6: list[IPAMData]
-    ) -> None:
-        pass
-
-    def delete_network(self, nid: str) -> None:
-        pass
-
     def create_endpoint(
         self, nid: str, eid: str, iface: InterfaceInfo, options: dict[str, Any]
     ) -> None:
         if iface.mac_address is None:
             iface.mac_address = "02:42:0a:0b:0c:0d"
-
-    def delete_endpoint(self, nid: str, eid: str) -> None:
-        pass
 
     def join(
         self, nid: str, eid: str, sandbox: SandboxInfo, jinfo: JoinInfo, options: dict[str, Any]
