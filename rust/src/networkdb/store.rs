@@ -36,13 +36,73 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use super::clock::LamportClock;
 use super::events::{TableEvent, TableEventType, WatchEvent, WatchOp};
 use super::names::Interner;
 use super::SECOND;
+
+/// FNV-1a with a final mix: a fixed hasher (the same order in every run) for
+/// the short keys of a group.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0;
+        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
+
+/// The entries of one (network, table) pair, by key. A hash map: most work
+/// is point lookups of received events (a B-tree cost ~20 string compares
+/// each); the ordered walks (bulk sync, prefix walk) sort the keys.
+#[derive(Debug, Clone, Default)]
+struct Group(hashbrown::HashMap<Arc<str>, Entry, KeyBuild>);
+
+impl Group {
+    fn get(&self, key: &str) -> Option<&Entry> {
+        self.0.get(key)
+    }
+    fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Entry)> {
+        self.0.get_key_value(key)
+    }
+    fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.0.get_mut(key)
+    }
+    fn insert(&mut self, key: Arc<str>, e: Entry) {
+        self.0.insert(key, e);
+    }
+    fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, Entry)> {
+        self.0.remove_entry(key)
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Entries in key order.
+    fn sorted(&self) -> Vec<(&Arc<str>, &Entry)> {
+        let mut v: Vec<_> = self.0.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
+impl std::ops::Index<&str> for Group {
+    type Output = Entry;
+    fn index(&self, key: &str) -> &Entry {
+        &self.0[key]
+    }
+}
 
 /// Interned node name.
 pub type NodeId = u32;
@@ -262,7 +322,7 @@ pub struct TableStore {
     nets: Interner,
     clock: LamportClock,
     reap_interval: u64,
-    groups: BTreeMap<(NetId, TableId), BTreeMap<Arc<str>, Entry>>,
+    groups: BTreeMap<(NetId, TableId), Group>,
     by_owner: OwnerIndex,
     expiry: BTreeSet<(u64, NetId, TableId, Arc<str>)>,
     suspended: BTreeSet<NodeId>,
@@ -373,10 +433,9 @@ impl TableStore {
             .find(table, network_id)
             .and_then(|slot| self.groups.get(&slot).map(|g| (slot, g)));
         found.into_iter().flat_map(move |((nid, tid), group)| {
-            group
-                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-                .take_while(move |(k, _)| k.starts_with(prefix))
-                .map(move |(k, e)| self.view(nid, tid, k, e))
+            let mut v: Vec<_> = group.0.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+            v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            v.into_iter().map(move |(k, e)| self.view(nid, tid, k, e))
         })
     }
 
@@ -391,7 +450,7 @@ impl TableStore {
             self.groups
                 .range((nid, 0)..=(nid, TableId::MAX))
                 .flat_map(move |(&(n, t), group)| {
-                    group.iter().map(move |(k, e)| self.view(n, t, k, e))
+                    group.sorted().into_iter().map(move |(k, e)| self.view(n, t, k, e))
                 })
         })
     }
@@ -402,7 +461,7 @@ impl TableStore {
         self.groups
             .iter()
             .filter(move |((_, t), _)| Some(*t) == tid)
-            .flat_map(move |(&(n, t), group)| group.iter().map(move |(k, e)| self.view(n, t, k, e)))
+            .flat_map(move |(&(n, t), group)| group.sorted().into_iter().map(move |(k, e)| self.view(n, t, k, e)))
     }
 
     /// The entries `owner` owns in one network, whatever their state.
@@ -812,7 +871,7 @@ impl TableStore {
         let slots: Vec<Slot> = self
             .groups
             .range((nid, 0)..=(nid, TableId::MAX))
-            .flat_map(|(&(n, t), g)| g.keys().map(move |k| (n, t, k.clone())))
+            .flat_map(|(&(n, t), g)| g.sorted().into_iter().map(move |(k, _)| (n, t, k.clone())))
             .collect();
         let mut out = Vec::new();
         for (nid, tid, key) in slots {
@@ -1021,7 +1080,7 @@ impl TableStore {
         let mut expiring = 0;
         for (&(nid, tid), group) in &self.groups {
             assert!(!group.is_empty(), "empty group kept");
-            for (k, e) in group {
+            for (k, e) in &group.0 {
                 n += 1;
                 assert!(self.by_owner[&(e.owner, nid)].contains(&(tid, k.clone())));
                 if e.reap_at != 0 {

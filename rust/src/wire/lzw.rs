@@ -248,6 +248,71 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
     }
 }
 
+/// A memo of recent packet decompressions, per thread. One gossip packet goes
+/// to several peers (networkdb's fanout is 3), and in the simulator all of
+/// them decompress the very same bytes in one process: the memo does it once.
+/// LZW decoding is a pure function of its input, so a hit returns exactly
+/// what decoding would; only inputs up to `MEMO_MAX_INPUT` bytes (packets)
+/// are kept. A real node rarely hits and pays one hash and one copy per
+/// packet.
+struct Memo {
+    /// (hash, input, output or the error's text), a ring of `MEMO_SLOTS`.
+    slots: Vec<Option<(u64, Box<[u8]>, Vec<u8>)>>,
+    next: usize,
+}
+
+const MEMO_SLOTS: usize = 128;
+const MEMO_MAX_INPUT: usize = 4096;
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = const {
+        std::cell::RefCell::new(Memo { slots: Vec::new(), next: 0 })
+    };
+}
+
+/// A fast hash of a whole buffer, 8 bytes at a time (not for untrusted
+/// lookups: a collision only costs a compare).
+fn buf_hash(b: &[u8]) -> u64 {
+    let mut h: u64 = (b.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3).rotate_left(29);
+    }
+    for &x in chunks.remainder() {
+        h = (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
+    }
+    h ^ (h >> 31)
+}
+
+/// [`decompress`] through the per-thread memo of recent packets: the same
+/// result, computed once for a packet delivered to several receivers.
+pub fn decompress_memo(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
+    if input.len() > MEMO_MAX_INPUT {
+        return decompress(input, limit);
+    }
+    let h = buf_hash(input);
+    let hit = MEMO.with(|m| {
+        let m = m.borrow();
+        m.slots.iter().flatten().find(|(sh, si, so)| *sh == h && **si == *input && so.len() <= limit).map(|s| s.2.clone())
+    });
+    if let Some(out) = hit {
+        return Ok(out);
+    }
+    let out = decompress(input, limit)?;
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.slots.len() < MEMO_SLOTS {
+            m.slots.resize(MEMO_SLOTS, None);
+        }
+        let i = m.next;
+        m.slots[i] = Some((h, input.into(), out.clone()));
+        m.next = (i + 1) % MEMO_SLOTS;
+    });
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +321,21 @@ mod tests {
     use crate::wire::testutil::{gen, unhex, GOLDEN};
 
     const BIG: usize = 64 << 20;
+
+    #[test]
+    fn memo_gives_what_decoding_gives() {
+        let a = compress(b"TOBEORNOTTOBEORTOBEORNOT TOBEORNOT");
+        let b = compress(b"something else entirely, something else");
+        for _ in 0..3 {
+            assert_eq!(decompress_memo(&a, BIG).unwrap(), decompress(&a, BIG).unwrap());
+            assert_eq!(decompress_memo(&b, BIG).unwrap(), decompress(&b, BIG).unwrap());
+        }
+        // A limit below the remembered output's size still refuses it.
+        assert!(decompress_memo(&a, 3).is_err());
+        // Errors are not remembered, and stay errors.
+        assert!(decompress_memo(&a[..a.len() / 2], BIG).is_err());
+        assert!(decompress_memo(&a[..a.len() / 2], BIG).is_err());
+    }
 
     #[test]
     fn matches_go_text() {
