@@ -43,26 +43,7 @@ use super::events::{TableEvent, TableEventType, WatchEvent, WatchOp};
 use super::names::Interner;
 use super::SECOND;
 
-/// FNV-1a with a final mix: a fixed hasher (the same order in every run) for
-/// the short keys of a group.
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        let h = self.0;
-        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
+type KeyBuild = crate::fasthash::FastBuild;
 
 /// The entries of one (network, table) pair, by key. A hash map: most work
 /// is point lookups of received events (a B-tree cost ~20 string compares

@@ -682,9 +682,12 @@ impl Runner {
                 state: node_state::ALIVE,
                 vsn: vsn.clone(),
             });
-            // A node's own attachments carry the ltime its join push/pull
-            // gives them: one tick per network joined, one more for the join.
-            let lt = self.node_nets[i].len() as u64 + 1;
+            // A node's own attachments carry the ltime its join gives them:
+            // one tick per network joined, then one per bootstrap address (each
+            // join push/pull refreshes them). A lower ltime here made every
+            // node's first bulk sync look like N new attachments to each
+            // receiver, which relayed them all: N² network events.
+            let lt = (self.node_nets[i].len() + self.bootstrap_nodes.len()) as u64;
             for &j in &self.node_nets[i] {
                 networks.push(NetworkEntry {
                     network_id: net_name(j),
@@ -695,7 +698,7 @@ impl Runner {
             }
         }
         let user = NetworkPushPull {
-            ltime: self.p.networks as u64 + 2,
+            ltime: (self.p.networks + self.bootstrap_nodes.len()) as u64 + 1,
             networks,
             node_name: "n0".into(),
         };

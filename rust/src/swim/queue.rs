@@ -5,6 +5,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
+use crate::fasthash::FastBuild;
+
 /// memberlist's retransmitLimit.
 pub fn retransmit_limit(mult: u32, n: usize) -> u32 {
     let scale = ((n as f64) + 1.0).log10().ceil() as u32;
@@ -24,8 +26,8 @@ type Order = (u32, Reverse<usize>, Reverse<u64>);
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastQueue {
     order: BTreeSet<Order>,
-    items: HashMap<u64, Item>,
-    by_key: HashMap<Vec<u8>, u64>,
+    items: HashMap<u64, Item, FastBuild>,
+    by_key: HashMap<Vec<u8>, u64, FastBuild>,
     next_id: u64,
     /// Tokens of broadcasts that finished (sent enough times, or replaced).
     finished: Vec<u64>,
