@@ -4,6 +4,7 @@
 pub mod bitseq;
 pub mod fasthash;
 pub mod idm;
+pub mod intern;
 pub mod networkdb;
 pub mod sim;
 pub mod swim;

@@ -1,0 +1,46 @@
+//! Node names shared by every machine in the process. A simulated cluster
+//! of N nodes holds N² member records, each naming a node: with one
+//! allocation per name and record that was ~64 bytes per member entry
+//! (memberlist's and networkdb's copies). Here each distinct name is
+//! allocated once and handed out as an `Arc<str>`, so a record holds a
+//! pointer. A real node (one machine per process) holds its member names
+//! once, as before. Names are never dropped from the registry: it grows with
+//! the distinct names ever seen, like networkdb's own interner.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hashbrown::HashTable;
+
+fn registry() -> &'static Mutex<HashTable<Arc<str>>> {
+    static REG: OnceLock<Mutex<HashTable<Arc<str>>>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashTable::new()))
+}
+
+/// The process-wide shared copy of `name`.
+pub fn shared_str(name: &str) -> Arc<str> {
+    let h = crate::fasthash::hash_one(name);
+    // A poisoned lock only means another thread panicked while inserting; the
+    // table itself is still consistent (insert_unique is the only mutation).
+    let mut t = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = t.find(h, |s| **s == *name) {
+        return s.clone();
+    }
+    let s: Arc<str> = Arc::from(name);
+    t.insert_unique(h, s.clone(), |s| crate::fasthash::hash_one(&**s));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_allocation_per_name() {
+        let a = shared_str("intern-test-a");
+        let b = shared_str("intern-test-a");
+        let c = shared_str("intern-test-c");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*c, "intern-test-c");
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}
