@@ -40,6 +40,7 @@ impl Interner {
             return id;
         }
         let id = u32::try_from(self.names.len()).expect("more than u32::MAX interned names");
+        crate::intern::reserve_gently(&mut self.names, 1);
         self.names.push(crate::intern::shared_str(name));
         let names = &self.names;
         self.ids.insert_unique(name_hash(name), id, |&i| name_hash(&names[i as usize]));

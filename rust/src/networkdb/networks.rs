@@ -387,6 +387,7 @@ impl Networks {
     fn peer(&mut self, nid: NetId, node: NodeId) {
         let v = self.peers.entry(nid).or_default();
         // Ids mostly arrive in increasing order (interned as first seen).
+        crate::intern::reserve_gently(v, 1);
         if v.last().is_none_or(|&l| l < node) {
             v.push(node);
         } else if let Err(i) = v.binary_search(&node) {

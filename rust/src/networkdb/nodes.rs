@@ -84,6 +84,8 @@ impl Nodes {
         }
         let i = id as usize;
         if self.map.len() <= i {
+            let more = i + 1 - self.map.len();
+            crate::intern::reserve_gently(&mut self.map, more);
             self.map.resize(i + 1, None);
         }
         self.map[i] = Some(NodeRecord {

@@ -616,6 +616,7 @@ impl Memberlist {
                 // Insert at a random place so that probe orders differ per node.
                 let n = self.nodes.len();
                 let off = self.rng.below(n + 1);
+                crate::intern::reserve_gently(&mut self.nodes, 1);
                 self.nodes.push(node);
                 self.index.moved(&self.nodes, off, n);
                 self.nodes.swap(off, n);
