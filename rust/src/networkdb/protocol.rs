@@ -105,7 +105,8 @@ pub enum Trace {
 }
 
 enum Out {
-    Udp { to: String, data: Vec<u8> },
+    /// A gossip packet to a peer (by id); the peers of one round share the bytes.
+    Udp { to: NodeId, data: std::sync::Arc<[u8]> },
     Tcp { to: String, data: Vec<u8> },
 }
 
@@ -481,7 +482,7 @@ impl Core {
             if msgs.is_empty() {
                 continue;
             }
-            let compound = pb::make_compound(&msgs);
+            let compound: std::sync::Arc<[u8]> = pb::make_compound(&msgs).into();
             self.counters.largest_gossip = self.counters.largest_gossip.max(compound.len());
             let mut picks: Vec<usize> = Vec::new();
             let mut tries = 0;
@@ -493,8 +494,8 @@ impl Core {
                 }
             }
             for i in picks {
-                let Some(to) = self.db.network_peer_at(&nid, i) else { continue };
-                self.out.push(Out::Udp { to: to.to_owned(), data: compound.clone() });
+                let Some(to) = self.db.networks().peer_at(&nid, i) else { continue };
+                self.out.push(Out::Udp { to, data: compound.clone() });
             }
         }
     }
@@ -739,7 +740,7 @@ impl NdbNode {
             match o {
                 Out::Udp { to, data } => {
                     self.core.counters.messages_out += 1;
-                    self.ml.send_best_effort_to(&to, &data);
+                    self.ml.send_best_effort_to(self.core.db.name_of(to), &data);
                 }
                 Out::Tcp { to, data } => {
                     self.core.counters.messages_out += 1;

@@ -96,7 +96,10 @@ impl BroadcastQueue {
         let limit_tx = retransmit_limit(mult, n);
         let mut used = 0usize;
         let mut out = Vec::new();
-        let mut reinsert: Vec<(u64, Item)> = Vec::new();
+        // Items sent and kept: back into `order` (one tier up) after the loop,
+        // so that one call never picks a message twice. They stay in `items`
+        // and `by_key` meanwhile (no re-hashing, no key copies).
+        let mut reinsert: Vec<Order> = Vec::new();
         let mut tier = match self.order.iter().next() {
             Some(o) => o.0,
             None => return out,
@@ -110,36 +113,33 @@ impl BroadcastQueue {
             let lo = (tier, Reverse(free), Reverse(u64::MAX));
             let hi = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX));
             let found = self.order.range(lo..hi).next().copied();
-            let Some((_, _, Reverse(id))) = found else {
+            let Some(o @ (_, Reverse(len), Reverse(id))) = found else {
                 tier += 1;
                 continue;
             };
-            let Some(mut item) = self.remove(id, false) else {
-                tier += 1;
+            self.order.remove(&o);
+            let Some(item) = self.items.get_mut(&id) else {
                 continue;
             };
-            used += overhead + item.msg.len();
+            used += overhead + len;
             out.push(item.msg.clone());
             if item.transmits + 1 >= limit_tx {
                 if let Some(t) = item.notify {
                     self.finished.push(t);
                 }
+                if let Some(item) = self.items.remove(&id) {
+                    if let Some(k) = &item.key {
+                        if self.by_key.get(k) == Some(&id) {
+                            self.by_key.remove(k);
+                        }
+                    }
+                }
             } else {
                 item.transmits += 1;
-                reinsert.push((id, item));
+                reinsert.push((item.transmits, Reverse(len), Reverse(id)));
             }
         }
-        for (id, item) in reinsert {
-            if let Some(k) = &item.key {
-                if self.by_key.contains_key(k) {
-                    // Replaced meanwhile (cannot happen within one call).
-                    continue;
-                }
-                self.by_key.insert(k.clone(), id);
-            }
-            self.order.insert((item.transmits, Reverse(item.msg.len()), Reverse(id)));
-            self.items.insert(id, item);
-        }
+        self.order.extend(reinsert);
         out
     }
 
