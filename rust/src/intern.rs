@@ -30,6 +30,39 @@ pub fn shared_str(name: &str) -> Arc<str> {
     s
 }
 
+/// Recently queued message bytes, shared: weak references, so a message is
+/// freed once no queue holds it; dead entries are swept when the table has
+/// doubled since the last sweep.
+struct Bytes {
+    table: HashTable<std::sync::Weak<[u8]>>,
+    swept_at: usize,
+}
+
+fn bytes_registry() -> &'static Mutex<Bytes> {
+    static REG: OnceLock<Mutex<Bytes>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(Bytes { table: HashTable::new(), swept_at: 0 }))
+}
+
+/// One shared copy of `msg` while any holder keeps it. networkdb relays each
+/// table event through every node's queue with the same bytes; in a
+/// simulated cluster those N copies (~150 bytes each, for every event still
+/// being gossiped) become one. A real node gets its own bytes back (no other
+/// holder), at the cost of a hash and a lock.
+pub fn shared_bytes(msg: Vec<u8>) -> Arc<[u8]> {
+    let h = crate::fasthash::hash_one(&msg[..]);
+    let mut b = bytes_registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(live) = b.table.find(h, |w| w.upgrade().is_some_and(|a| *a == msg[..])).and_then(|w| w.upgrade()) {
+        return live;
+    }
+    if b.table.len() >= 2 * b.swept_at.max(1024) {
+        b.table.retain(|w| w.strong_count() > 0);
+        b.swept_at = b.table.len();
+    }
+    let a: Arc<[u8]> = msg.into();
+    b.table.insert_unique(h, Arc::downgrade(&a), |w| w.upgrade().map_or(0, |a| crate::fasthash::hash_one(&a[..])));
+    a
+}
+
 /// Makes room for `additional` more elements growing by an eighth, not by
 /// doubling: the per-member vectors of a simulated node hold N elements each,
 /// and doubling left up to half of them unused (at 5,000 nodes a vector of
@@ -52,6 +85,16 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(&*c, "intern-test-c");
         assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn shared_bytes_while_held() {
+        let a = shared_bytes(b"shared-bytes-test".to_vec());
+        let b = shared_bytes(b"shared-bytes-test".to_vec());
+        assert!(Arc::ptr_eq(&a, &b));
+        drop((a, b));
+        let c = shared_bytes(b"shared-bytes-test".to_vec());
+        assert_eq!(&c[..], b"shared-bytes-test");
     }
 
     #[test]

@@ -330,8 +330,8 @@ impl Core {
                 return;
             }
             self.counters.relayed += 1;
-            let bytes = table_to_wire(&rb).encode_gossip();
-            q.push(bytes, Some(table_key(&rb.network_id, &rb.table_name, &rb.key)), None);
+            let bytes = crate::intern::shared_bytes(table_to_wire(&rb).encode_gossip());
+            q.push_shared(bytes, Some(table_key(&rb.network_id, &rb.table_name, &rb.key)), None);
             self.fresh = true;
         }
     }
@@ -381,14 +381,18 @@ impl Core {
 
     fn bulk_sync_node(&mut self, now: u64, networks: &[String], node: &str, unsolicited: bool) {
         let nids: Vec<&str> = networks.iter().map(String::as_str).collect();
-        // The attachments of the synced networks go first, so that the receiver
-        // accepts every owner's entries even if it missed their network events.
+        let evs = self.db.bulk_sync_events(&nids, now);
+        // The attachments of the synced entries' owners (and this node's) go
+        // first, so that the receiver accepts every owner's entries even if it
+        // missed their network events. Only those: the other members'
+        // attachments (N of them, most of a bulk sync in a large cluster) do
+        // not change what the receiver accepts, and push/pull carries them.
+        let owners: std::collections::HashSet<&str> = evs.iter().map(|e| e.node_name.as_str()).collect();
         let mut parts: Vec<Vec<u8>> = self
-            .network_events_for(&nids)
+            .network_events_for(&nids, &owners)
             .iter()
             .map(|e| network_to_wire(e).encode_gossip())
             .collect();
-        let evs = self.db.bulk_sync_events(&nids, now);
         parts.extend(evs.iter().map(|e| table_to_wire(e).encode_gossip()));
         let payload = if parts.is_empty() { Vec::new() } else { pb::make_compound(&parts) };
         let bsm = pb::BulkSyncMessage {
@@ -405,9 +409,10 @@ impl Core {
         }
     }
 
-    /// Join or leave events for every attachment (this node's and its peers')
-    /// to the given networks, with their Lamport times.
-    fn network_events_for(&self, nids: &[&str]) -> Vec<NetworkEvent> {
+    /// Join or leave events, with their Lamport times, for this node's
+    /// attachments to the given networks and those of the `owners` among its
+    /// peers.
+    fn network_events_for(&self, nids: &[&str], owners: &std::collections::HashSet<&str>) -> Vec<NetworkEvent> {
         let me = self.db.node_name();
         let kind = |leaving: bool| if leaving { NetworkEventType::Leave } else { NetworkEventType::Join };
         let mut out: Vec<NetworkEvent> = self
@@ -422,14 +427,21 @@ impl Core {
                 network_id: n.to_owned(),
             })
             .collect();
-        out.extend(self.db.networks().all_attachments().filter(|(_, n, _)| nids.contains(n)).map(
-            |(node, n, a)| NetworkEvent {
-                kind: kind(a.leaving),
-                ltime: a.ltime,
-                node_name: self.db.name_of(node).to_owned(),
-                network_id: n.to_owned(),
-            },
-        ));
+        if owners.is_empty() {
+            return out;
+        }
+        out.extend(
+            self.db
+                .networks()
+                .all_attachments()
+                .filter(|(node, n, _)| nids.contains(n) && owners.contains(self.db.name_of(*node)))
+                .map(|(node, n, a)| NetworkEvent {
+                    kind: kind(a.leaving),
+                    ltime: a.ltime,
+                    node_name: self.db.name_of(node).to_owned(),
+                    network_id: n.to_owned(),
+                }),
+        );
         out
     }
 

@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::fasthash::FastBuild;
 
@@ -13,21 +14,30 @@ pub fn retransmit_limit(mult: u32, n: usize) -> u32 {
     mult * scale.max(1)
 }
 
+/// One queued message. The bytes are shared (`Arc`): networkdb queues the
+/// same relayed event on every node that relays it, and
+/// [`crate::intern::shared_bytes`] lets them hold one copy.
 #[derive(Debug, Clone)]
 struct Item {
     transmits: u32,
-    msg: Vec<u8>,
-    key: Option<Vec<u8>>,
+    msg: Arc<[u8]>,
+    key: Option<Box<[u8]>>,
     notify: Option<u64>,
 }
 
 type Order = (u32, Reverse<usize>, Reverse<u64>);
 
+fn key_hash(k: &[u8]) -> u64 {
+    crate::fasthash::hash_one(k)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastQueue {
     order: BTreeSet<Order>,
     items: HashMap<u64, Item, FastBuild>,
-    by_key: HashMap<Vec<u8>, u64, FastBuild>,
+    /// Key → id of the item queued under it; holds ids only and reads the
+    /// keys from `items` (a key is stored once).
+    by_key: hashbrown::HashTable<u64>,
     next_id: u64,
     /// Tokens of broadcasts that finished (sent enough times, or replaced).
     finished: Vec<u64>,
@@ -56,28 +66,45 @@ impl BroadcastQueue {
     /// dropped (it is stale). `notify` is reported by `take_finished` once
     /// the message is done.
     pub fn push(&mut self, msg: Vec<u8>, key: Option<Vec<u8>>, notify: Option<u64>) {
-        if let Some(k) = &key {
-            if let Some(old) = self.by_key.remove(k) {
-                self.remove(old, true);
-            }
-        }
+        self.push_shared(msg.into(), key, notify);
+    }
+
+    /// [`Self::push`] with bytes that may be shared with other queues.
+    pub fn push_shared(&mut self, msg: Arc<[u8]>, key: Option<Vec<u8>>, notify: Option<u64>) {
         let id = self.next_id;
         self.next_id += 1;
+        let key = key.map(Vec::into_boxed_slice);
         if let Some(k) = &key {
-            self.by_key.insert(k.clone(), id);
+            let h = key_hash(k);
+            let items = &self.items;
+            let old = self
+                .by_key
+                .find(h, |i| items.get(i).and_then(|it| it.key.as_deref()) == Some(&k[..]))
+                .copied();
+            if let Some(old) = old {
+                self.remove(old, true);
+            }
+            let items = &self.items;
+            self.by_key.insert_unique(h, id, |i| {
+                items.get(i).and_then(|it| it.key.as_deref()).map_or(0, key_hash)
+            });
         }
         self.order.insert((0, Reverse(msg.len()), Reverse(id)));
         self.items.insert(id, Item { transmits: 0, msg, key, notify });
         self.peak = self.peak.max(self.items.len());
     }
 
+    fn unkey(&mut self, id: u64, key: &[u8]) {
+        if let Ok(e) = self.by_key.find_entry(key_hash(key), |&i| i == id) {
+            e.remove();
+        }
+    }
+
     fn remove(&mut self, id: u64, finished: bool) -> Option<Item> {
         let item = self.items.remove(&id)?;
         self.order.remove(&(item.transmits, Reverse(item.msg.len()), Reverse(id)));
         if let Some(k) = &item.key {
-            if self.by_key.get(k) == Some(&id) {
-                self.by_key.remove(k);
-            }
+            self.unkey(id, k);
         }
         if finished {
             if let Some(t) = item.notify {
@@ -122,16 +149,14 @@ impl BroadcastQueue {
                 continue;
             };
             used += overhead + len;
-            out.push(item.msg.clone());
+            out.push(item.msg.to_vec());
             if item.transmits + 1 >= limit_tx {
                 if let Some(t) = item.notify {
                     self.finished.push(t);
                 }
                 if let Some(item) = self.items.remove(&id) {
                     if let Some(k) = &item.key {
-                        if self.by_key.get(k) == Some(&id) {
-                            self.by_key.remove(k);
-                        }
+                        self.unkey(id, k);
                     }
                 }
             } else {
