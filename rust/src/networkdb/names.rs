@@ -49,6 +49,11 @@ impl Interner {
 
     /// The id of `name` if it has been seen.
     pub fn lookup(&self, name: &str) -> Option<u32> {
+        // A few names (networks, tables): a scan of the list touches less
+        // memory than the index does (this runs for every received event).
+        if self.names.len() <= 4 {
+            return self.names.iter().position(|n| **n == *name).map(|i| i as u32);
+        }
         self.ids.find(name_hash(name), |&i| &*self.names[i as usize] == name).copied()
     }
 

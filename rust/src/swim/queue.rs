@@ -42,6 +42,9 @@ pub struct BroadcastQueue {
     /// Tokens of broadcasts that finished (sent enough times, or replaced).
     finished: Vec<u64>,
     peak: usize,
+    /// No message ever queued was shorter (0: none queued yet): once less
+    /// room than this is left, `get` stops instead of searching every tier.
+    min_len: usize,
 }
 
 impl BroadcastQueue {
@@ -89,6 +92,7 @@ impl BroadcastQueue {
                 items.get(i).and_then(|it| it.key.as_deref()).map_or(0, key_hash)
             });
         }
+        self.min_len = if self.min_len == 0 { msg.len() } else { self.min_len.min(msg.len()) };
         self.order.insert((0, Reverse(msg.len()), Reverse(id)));
         self.items.insert(id, Item { transmits: 0, msg, key, notify });
         self.peak = self.peak.max(self.items.len());
@@ -137,6 +141,9 @@ impl BroadcastQueue {
                 break;
             }
             let free = limit - used - overhead;
+            if free < self.min_len {
+                break;
+            }
             let lo = (tier, Reverse(free), Reverse(u64::MAX));
             let hi = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX));
             let found = self.order.range(lo..hi).next().copied();
