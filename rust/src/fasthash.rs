@@ -85,7 +85,9 @@ mod tests {
         assert_eq!(hash_one("k1"), hash_one("k1"));
         assert_ne!(hash_one("k1"), hash_one("k2"));
         // Short keys that differ in one place land in different buckets.
-        let low: HashSet<u64> = (0..10_000).map(|i| hash_one(&format!("k{i}")) & 0xffff).collect();
+        let low: HashSet<u64> = (0..10_000)
+            .map(|i| hash_one(&format!("k{i}")) & 0xffff)
+            .collect();
         assert!(low.len() > 8_000, "{}", low.len());
         let top: HashSet<u64> = (0..10_000u64).map(|i| hash_one(&i) >> 57).collect();
         assert_eq!(top.len(), 128);

@@ -40,7 +40,12 @@ struct Bytes {
 
 fn bytes_registry() -> &'static Mutex<Bytes> {
     static REG: OnceLock<Mutex<Bytes>> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(Bytes { table: HashTable::new(), swept_at: 0 }))
+    REG.get_or_init(|| {
+        Mutex::new(Bytes {
+            table: HashTable::new(),
+            swept_at: 0,
+        })
+    })
 }
 
 /// One shared copy of `msg` while any holder keeps it. networkdb relays each
@@ -51,7 +56,11 @@ fn bytes_registry() -> &'static Mutex<Bytes> {
 pub fn shared_bytes(msg: Vec<u8>) -> Arc<[u8]> {
     let h = crate::fasthash::hash_one(&msg[..]);
     let mut b = bytes_registry().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(live) = b.table.find(h, |w| w.upgrade().is_some_and(|a| *a == msg[..])).and_then(|w| w.upgrade()) {
+    if let Some(live) = b
+        .table
+        .find(h, |w| w.upgrade().is_some_and(|a| *a == msg[..]))
+        .and_then(|w| w.upgrade())
+    {
         return live;
     }
     if b.table.len() >= 2 * b.swept_at.max(1024) {
@@ -59,7 +68,9 @@ pub fn shared_bytes(msg: Vec<u8>) -> Arc<[u8]> {
         b.swept_at = b.table.len();
     }
     let a: Arc<[u8]> = msg.into();
-    b.table.insert_unique(h, Arc::downgrade(&a), |w| w.upgrade().map_or(0, |a| crate::fasthash::hash_one(&a[..])));
+    b.table.insert_unique(h, Arc::downgrade(&a), |w| {
+        w.upgrade().map_or(0, |a| crate::fasthash::hash_one(&a[..]))
+    });
     a
 }
 

@@ -271,10 +271,13 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
 /// are kept. A real node rarely hits and pays one hash and one copy per
 /// packet.
 struct Memo {
-    /// (hash, input, output or the error's text), a ring of `MEMO_SLOTS`.
-    slots: Vec<Option<(u64, Box<[u8]>, Vec<u8>)>>,
+    /// A ring of `MEMO_SLOTS` decompressions.
+    slots: Vec<Option<MemoSlot>>,
     next: usize,
 }
+
+/// (hash of the input, the input, the output).
+type MemoSlot = (u64, Box<[u8]>, Vec<u8>);
 
 const MEMO_SLOTS: usize = 128;
 const MEMO_MAX_INPUT: usize = 4096;
@@ -293,7 +296,9 @@ fn buf_hash(b: &[u8]) -> u64 {
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3).rotate_left(29);
+        h = (h ^ u64::from_le_bytes(w))
+            .wrapping_mul(0x100_0000_01b3)
+            .rotate_left(29);
     }
     for &x in chunks.remainder() {
         h = (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
@@ -310,7 +315,11 @@ pub fn decompress_memo(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError>
     let h = buf_hash(input);
     let hit = MEMO.with(|m| {
         let m = m.borrow();
-        m.slots.iter().flatten().find(|(sh, si, so)| *sh == h && **si == *input && so.len() <= limit).map(|s| s.2.clone())
+        m.slots
+            .iter()
+            .flatten()
+            .find(|(sh, si, so)| *sh == h && **si == *input && so.len() <= limit)
+            .map(|s| s.2.clone())
     });
     if let Some(out) = hit {
         return Ok(out);
@@ -342,8 +351,14 @@ mod tests {
         let a = compress(b"TOBEORNOTTOBEORTOBEORNOT TOBEORNOT");
         let b = compress(b"something else entirely, something else");
         for _ in 0..3 {
-            assert_eq!(decompress_memo(&a, BIG).unwrap(), decompress(&a, BIG).unwrap());
-            assert_eq!(decompress_memo(&b, BIG).unwrap(), decompress(&b, BIG).unwrap());
+            assert_eq!(
+                decompress_memo(&a, BIG).unwrap(),
+                decompress(&a, BIG).unwrap()
+            );
+            assert_eq!(
+                decompress_memo(&b, BIG).unwrap(),
+                decompress(&b, BIG).unwrap()
+            );
         }
         // A limit below the remembered output's size still refuses it.
         assert!(decompress_memo(&a, 3).is_err());

@@ -725,7 +725,8 @@ fn decode_command(
             Ok(())
         }
         msg_type::COMPRESS => {
-            let (inner, _) = read_compressed_with(body, MAX_PACKET_DECOMPRESSED, lzw::decompress_memo)?;
+            let (inner, _) =
+                read_compressed_with(body, MAX_PACKET_DECOMPRESSED, lzw::decompress_memo)?;
             decode_command(&inner, depth + 1, out, skipped)
         }
         // memberlist accepts a CRC only on the outermost layer
