@@ -11,12 +11,13 @@
 //!
 //! Table names, network ids and node names are interned (`u32` ids), so an
 //! entry holds none of them. Entries live in one small map per (network,
-//! table) pair, keyed by the entry key; the key is one shared `Arc<str>`
-//! referred to by the two secondary indexes:
+//! table) pair, keyed by the entry key; the key (`Key`) is inline or one
+//! shared `Arc<str>`, and the two secondary indexes hold copies of it:
 //!
-//! * `groups`: (network, table) → key → entry. Lookups, a (table, network)
-//!   walk with a key prefix, and a whole network (bulk sync) are range scans
-//!   here. A table across all networks walks the (few) groups of that table.
+//! * `groups`: (network, table) → key → entry, a hash map per group. Lookups
+//!   are point queries; a (table, network) walk with a key prefix and a whole
+//!   network (bulk sync) sort the group's keys. A table across all networks
+//!   walks the (few) groups of that table.
 //! * `by_owner`: (owner, network) → {(table, key)}: the entries a node owns
 //!   in one network (its leave), or everywhere (its failure or departure).
 //! * `expiry`: (deadline, network, table, key) for tombstones and for the
@@ -24,14 +25,16 @@
 //!
 //! Cost of one live entry on x86-64, with 64-byte keys and `v`-byte values
 //! (the `memory_per_entry` test recomputes the fixed parts): the `Entry`
-//! is 40 bytes and sits with its 16-byte key pointer in a B-tree leaf slot
-//! (56 bytes); the owner-index slot is 24 bytes; the key is one allocation
-//! of 16 bytes of counts + 64; the value is its own allocation of `v` bytes.
-//! That is 160 + `v` bytes with full B-tree leaves. Measured with a counting
-//! allocator over 100 000 entries from 1 000 owners in one network: 205 + `v`
-//! bytes per entry when keys arrive in random order, 239 + `v` when they
-//! arrive sorted (leaves split half full). A tombstone adds an expiry-index
-//! slot (32 bytes, about 45 with slack). libnetwork holds each entry in two
+//! is 40 bytes and sits with its 24-byte key (`Key`: inline up to 22 bytes,
+//! else a pointer to one shared allocation of 16 bytes of counts + the bytes)
+//! in a hash-map slot (64 bytes, the map 7/16 to 7/8 full); the owner-index
+//! slot is 32 bytes in a B-tree; the value is an `Arc<[u8]>` shared by every
+//! store of the process that holds the same bytes (`intern::shared_bytes`),
+//! so a real node pays `v` + 16 for it and a simulated cluster pays that once
+//! per distinct value. (Before `sim-scale`, with 16-byte key pointers in
+//! B-tree groups and boxed values: 205 + `v` bytes per entry measured with
+//! random key order, 239 + `v` sorted.) A tombstone adds an expiry-index
+//! slot (40 bytes, about 55 with slack). libnetwork holds each entry in two
 //! radix trees under the full "/table/network/key" path, with an owner name.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -174,7 +177,9 @@ struct Entry {
     /// Absolute time (µs) at which the reaper drops the entry; 0 for none.
     /// Set for tombstones and for live entries of suspended owners.
     reap_at: u64,
-    value: Box<[u8]>,
+    /// Shared through `intern::shared_bytes`: every node stores the same
+    /// values, and a simulated cluster holds each one once, not N times.
+    value: Arc<[u8]>,
     owner: NodeId,
     /// A tombstone: deleted, kept until `reap_at` so that older events for
     /// the key are recognised as stale.
@@ -714,7 +719,7 @@ impl TableStore {
             Entry {
                 ltime,
                 reap_at,
-                value: value.into(),
+                value: crate::intern::shared_bytes(value.to_vec()),
                 owner: me,
                 deleting,
             },
@@ -825,7 +830,7 @@ impl TableStore {
             Entry {
                 ltime: ev.ltime,
                 reap_at,
-                value: ev.value.as_slice().into(),
+                value: crate::intern::shared_bytes(ev.value.clone()),
                 owner,
                 deleting,
             },
