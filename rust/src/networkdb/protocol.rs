@@ -490,7 +490,7 @@ impl Core {
             if q.is_empty() {
                 continue;
             }
-            let msgs = q.get(PART_OVERHEAD, limit, mult, n);
+            let msgs = q.get_shared(PART_OVERHEAD, limit, mult, n);
             if msgs.is_empty() {
                 continue;
             }

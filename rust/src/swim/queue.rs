@@ -121,6 +121,11 @@ impl BroadcastQueue {
     /// Messages to piggyback, at most `limit` bytes counting `overhead` per
     /// message, for a cluster of `n` nodes.
     pub fn get(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Vec<u8>> {
+        self.get_shared(overhead, limit, mult, n).iter().map(|m| m.to_vec()).collect()
+    }
+
+    /// [`Self::get`], handing out the queued bytes themselves (no copies).
+    pub fn get_shared(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Arc<[u8]>> {
         if self.items.is_empty() {
             return Vec::new();
         }
@@ -156,7 +161,7 @@ impl BroadcastQueue {
                 continue;
             };
             used += overhead + len;
-            out.push(item.msg.to_vec());
+            out.push(item.msg.clone());
             if item.transmits + 1 >= limit_tx {
                 if let Some(t) = item.notify {
                     self.finished.push(t);
