@@ -2,7 +2,9 @@
 //! feature (turned on by maturin) adds the thin PyO3 layer in `py*` modules.
 
 pub mod bitseq;
+pub mod fasthash;
 pub mod idm;
+pub mod intern;
 pub mod networkdb;
 pub mod sim;
 pub mod swim;

@@ -259,6 +259,10 @@ fn bulk_sync_carries_network_attachments() {
     assert_eq!(payload.len(), 1);
     b.core.receive_for_test(now, &payload[0]);
     assert_eq!(b.core.db.get_entry("t", "net", "from-c").ok(), Some(&b"c"[..]));
+    // Only the owners' attachments (and the sender's) ride along: b learns
+    // c's attachment, not n1's (which owns nothing).
+    assert!(b.core.db.networks().attachment(b.core.db.store().node_id("n2").unwrap(), "net").is_some());
+    assert!(b.core.db.store().node_id("n1").is_none_or(|id| b.core.db.networks().attachment(id, "net").is_none()));
 }
 
 mod fuzz {

@@ -4,16 +4,19 @@
 use hashbrown::HashTable;
 
 /// A table of strings, each given a dense `u32` id in order of first sight.
+/// The strings are the process-wide shared copies (`intern::shared_str`): in
+/// a simulated cluster every node names the same N nodes, and memberlist's
+/// member records point at the same allocations.
 ///
 /// Names are never forgotten: an id stays valid (and keeps naming the same
-/// string) for the life of the table. The cost of a name is its allocation,
-/// a 16-byte slot in the list and a 4-byte slot in the index (which holds ids
-/// and reads the names from the list): a node of a 10,000-node cluster
+/// string) for the life of the table. The cost of a name is a 16-byte slot
+/// in the list (the text is shared) and a 4-byte slot in the index (which
+/// holds ids and reads the names from the list): a node of a 10,000-node cluster
 /// interns 10,000 node names, so this is per-member memory.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
     ids: HashTable<u32>,
-    names: Vec<Box<str>>,
+    names: Vec<std::sync::Arc<str>>,
 }
 
 fn name_hash(s: &str) -> u64 {
@@ -37,7 +40,8 @@ impl Interner {
             return id;
         }
         let id = u32::try_from(self.names.len()).expect("more than u32::MAX interned names");
-        self.names.push(name.into());
+        crate::intern::reserve_gently(&mut self.names, 1);
+        self.names.push(crate::intern::shared_str(name));
         let names = &self.names;
         self.ids.insert_unique(name_hash(name), id, |&i| name_hash(&names[i as usize]));
         id
@@ -45,6 +49,11 @@ impl Interner {
 
     /// The id of `name` if it has been seen.
     pub fn lookup(&self, name: &str) -> Option<u32> {
+        // A few names (networks, tables): a scan of the list touches less
+        // memory than the index does (this runs for every received event).
+        if self.names.len() <= 4 {
+            return self.names.iter().position(|n| **n == *name).map(|i| i as u32);
+        }
         self.ids.find(name_hash(name), |&i| &*self.names[i as usize] == name).copied()
     }
 

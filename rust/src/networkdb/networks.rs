@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU64;
 
 use super::clock::LamportClock;
 use super::names::Interner;
@@ -19,7 +20,9 @@ pub struct Attachment {
     /// It left; the attachment is kept until `reap_at` so that older joins
     /// are recognised as stale.
     pub leaving: bool,
-    pub reap_at: Option<u64>,
+    /// When a leaving attachment is dropped (µs). A `NonZeroU64`, so that an
+    /// attachment is 24 bytes (a node holds one per peer and network).
+    pub reap_at: Option<NonZeroU64>,
 }
 
 /// This node's own attachment to a network.
@@ -79,6 +82,11 @@ impl NetworkVerdict {
     pub fn changed(self) -> bool {
         matches!(self, Self::Joined | Self::Left)
     }
+}
+
+/// A reap deadline as stored (a deadline of 0 counts as 1 µs).
+pub fn reap_time(t: u64) -> Option<NonZeroU64> {
+    NonZeroU64::new(t.max(1))
 }
 
 /// Own and peer attachments, the gossip peer lists, and the network clock.
@@ -241,7 +249,7 @@ impl Networks {
             a.ltime = ltime;
             a.leaving = leave;
             if leave {
-                a.reap_at = Some(now.saturating_add(reap_interval));
+                a.reap_at = reap_time(now.saturating_add(reap_interval));
                 self.unpeer(nid, node);
                 return NetworkVerdict::Left;
             }
@@ -361,6 +369,7 @@ impl Networks {
         let due = |a: Option<u64>| a.is_some_and(|t| t <= now);
         let before = self.own.len();
         self.own.retain(|_, a| !(a.leaving && due(a.reap_at)));
+        let due = |a: Option<NonZeroU64>| due(a.map(NonZeroU64::get));
         let own = before - self.own.len();
         let mut peers = 0;
         self.attachments.retain(|_, a| {
@@ -387,6 +396,7 @@ impl Networks {
     fn peer(&mut self, nid: NetId, node: NodeId) {
         let v = self.peers.entry(nid).or_default();
         // Ids mostly arrive in increasing order (interned as first seen).
+        crate::intern::reserve_gently(v, 1);
         if v.last().is_none_or(|&l| l < node) {
             v.push(node);
         } else if let Err(i) = v.binary_search(&node) {
@@ -411,6 +421,12 @@ mod tests {
     use super::*;
 
     const REAP: u64 = 1000;
+
+    #[test]
+    fn attachment_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Attachment>(), 24);
+        assert_eq!(std::mem::size_of::<Option<super::super::nodes::NodeRecord>>(), 24);
+    }
 
     #[test]
     fn own_join_leave_rejoin() {
@@ -460,7 +476,7 @@ mod tests {
         assert_eq!(n.apply(7, true, "n1", true, 6, 100), NetworkVerdict::Left);
         let a = n.attachment(7, "n1").unwrap();
         assert!(a.leaving);
-        assert_eq!(a.reap_at, Some(100 + REAP));
+        assert_eq!(a.reap_at, reap_time(100 + REAP));
         assert!(!n.is_attached(7, "n1"));
         assert_eq!(n.peers("n1").count(), 0);
         assert_eq!(n.apply(7, true, "n1", false, 6, 0), NetworkVerdict::Stale);

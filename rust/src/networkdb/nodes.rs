@@ -23,8 +23,9 @@ pub struct NodeRecord {
     pub state: NodeState,
     /// Network-clock time of the latest node event seen for it.
     pub ltime: u64,
-    /// When a failed or left node is forgotten (µs).
-    pub reap_at: Option<u64>,
+    /// When a failed or left node is forgotten (µs). A `NonZeroU64`, so
+    /// that a record is 24 bytes (a node holds one per member).
+    pub reap_at: Option<std::num::NonZeroU64>,
 }
 
 /// The result of a state change request.
@@ -84,6 +85,8 @@ impl Nodes {
         }
         let i = id as usize;
         if self.map.len() <= i {
+            let more = i + 1 - self.map.len();
+            crate::intern::reserve_gently(&mut self.map, more);
             self.map.resize(i + 1, None);
         }
         self.map[i] = Some(NodeRecord {
@@ -126,7 +129,7 @@ impl Nodes {
         if state == NodeState::Active {
             rec.reap_at = None;
         } else if rec.reap_at.is_none() {
-            rec.reap_at = Some(now.saturating_add(reap_interval));
+            rec.reap_at = super::networks::reap_time(now.saturating_add(reap_interval));
         }
         Transition::Moved { from: Some(from) }
     }
@@ -151,7 +154,7 @@ impl Nodes {
         }
         let due: Vec<(NodeId, NodeState)> = self
             .iter()
-            .filter(|(_, r)| r.reap_at.is_some_and(|t| t <= now))
+            .filter(|(_, r)| r.reap_at.is_some_and(|t| t.get() <= now))
             .map(|(id, r)| (id, r.state))
             .collect();
         for (id, state) in &due {
@@ -207,12 +210,12 @@ mod tests {
                 from: Some(NodeState::Active)
             }
         );
-        assert_eq!(n.get(1).unwrap().reap_at, Some(110));
+        assert_eq!(n.get(1).unwrap().reap_at.map(std::num::NonZeroU64::get), Some(110));
         // Failed, then left: the first deadline stays.
         assert_eq!(n.failed_count(), 1);
         n.set_state(1, NodeState::Left, 50, 100);
         assert_eq!(n.failed_count(), 0);
-        assert_eq!(n.get(1).unwrap().reap_at, Some(110));
+        assert_eq!(n.get(1).unwrap().reap_at.map(std::num::NonZeroU64::get), Some(110));
         n.set_state(1, NodeState::Active, 60, 100);
         assert_eq!(n.get(1).unwrap().reap_at, None);
         n.set_state(1, NodeState::Left, 70, 100);

@@ -105,7 +105,8 @@ pub enum Trace {
 }
 
 enum Out {
-    Udp { to: String, data: Vec<u8> },
+    /// A gossip packet to a peer (by id); the peers of one round share the bytes.
+    Udp { to: NodeId, data: std::sync::Arc<[u8]> },
     Tcp { to: String, data: Vec<u8> },
 }
 
@@ -138,25 +139,40 @@ pub struct Core {
 
 /// Peer addresses by interned node id (ids are dense, so a list), and the
 /// inverse (one id per address) as a table of ids that reads the addresses
-/// from the list: 36 bytes per peer, where two hash maps took ~150.
+/// from the list. An IPv4 address is packed in the list's 8-byte slot; IPv6
+/// ones (rare in a cluster) go to a side map. About 14 bytes per peer, where
+/// two hash maps took ~150 and a list of `Option<SocketAddr>` 40.
 #[derive(Default)]
 struct AddrBook {
-    addrs: Vec<Option<SocketAddr>>,
+    /// 0: none; `V4_TAG | ip << 16 | port`; `V6_MARK`: look in `v6`.
+    addrs: Vec<u64>,
+    v6: BTreeMap<NodeId, SocketAddr>,
     by_addr: hashbrown::HashTable<NodeId>,
 }
 
+const V4_TAG: u64 = 1 << 63;
+const V6_MARK: u64 = 1;
+
 fn addr_hash(a: &SocketAddr) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // Fixed keys: the same hashes in every run.
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    a.hash(&mut h);
-    h.finish()
+    // Fixed: the same hashes in every run.
+    crate::fasthash::hash_one(a)
+}
+
+/// The address in `addrs[id]` (see [`AddrBook::addrs`]).
+fn unpack(addrs: &[u64], v6: &BTreeMap<NodeId, SocketAddr>, id: NodeId) -> Option<SocketAddr> {
+    match addrs.get(id as usize).copied() {
+        None | Some(0) => None,
+        Some(V6_MARK) => v6.get(&id).copied(),
+        Some(p) => {
+            let ip = std::net::Ipv4Addr::from(((p >> 16) & 0xffff_ffff) as u32);
+            Some(SocketAddr::new(ip.into(), (p & 0xffff) as u16))
+        }
+    }
 }
 
 impl AddrBook {
     fn get(&self, id: NodeId) -> Option<SocketAddr> {
-        self.addrs.get(id as usize).copied().flatten()
+        unpack(&self.addrs, &self.v6, id)
     }
 
     /// The id last seen at `a`.
@@ -165,7 +181,9 @@ impl AddrBook {
     }
 
     fn remove(&mut self, id: NodeId) {
-        let Some(a) = self.addrs.get_mut(id as usize).and_then(Option::take) else { return };
+        let Some(a) = self.get(id) else { return };
+        self.addrs[id as usize] = 0;
+        self.v6.remove(&id);
         if let Ok(e) = self.by_addr.find_entry(addr_hash(&a), |&i| i == id) {
             e.remove();
         }
@@ -180,11 +198,19 @@ impl AddrBook {
         }
         let i = id as usize;
         if self.addrs.len() <= i {
-            self.addrs.resize(i + 1, None);
+            let more = i + 1 - self.addrs.len();
+            crate::intern::reserve_gently(&mut self.addrs, more);
+            self.addrs.resize(i + 1, 0);
         }
-        self.addrs[i] = Some(a);
-        let addrs = &self.addrs;
-        self.by_addr.insert_unique(addr_hash(&a), id, |&j| addrs[j as usize].map_or(0, |x| addr_hash(&x)));
+        self.addrs[i] = match a {
+            SocketAddr::V4(v4) => V4_TAG | u64::from(u32::from(*v4.ip())) << 16 | u64::from(v4.port()),
+            SocketAddr::V6(_) => {
+                self.v6.insert(id, a);
+                V6_MARK
+            }
+        };
+        let (addrs, v6) = (&self.addrs, &self.v6);
+        self.by_addr.insert_unique(addr_hash(&a), id, |&j| unpack(addrs, v6, j).map_or(0, |x| addr_hash(&x)));
     }
 }
 
@@ -310,8 +336,8 @@ impl Core {
                 return;
             }
             self.counters.relayed += 1;
-            let bytes = table_to_wire(&rb).encode_gossip();
-            q.push(bytes, Some(table_key(&rb.network_id, &rb.table_name, &rb.key)), None);
+            let bytes = crate::intern::shared_bytes(table_to_wire(&rb).encode_gossip());
+            q.push_shared(bytes, Some(table_key(&rb.network_id, &rb.table_name, &rb.key)), None);
             self.fresh = true;
         }
     }
@@ -361,14 +387,18 @@ impl Core {
 
     fn bulk_sync_node(&mut self, now: u64, networks: &[String], node: &str, unsolicited: bool) {
         let nids: Vec<&str> = networks.iter().map(String::as_str).collect();
-        // The attachments of the synced networks go first, so that the receiver
-        // accepts every owner's entries even if it missed their network events.
+        let evs = self.db.bulk_sync_events(&nids, now);
+        // The attachments of the synced entries' owners (and this node's) go
+        // first, so that the receiver accepts every owner's entries even if it
+        // missed their network events. Only those: the other members'
+        // attachments (N of them, most of a bulk sync in a large cluster) do
+        // not change what the receiver accepts, and push/pull carries them.
+        let owners: std::collections::HashSet<&str> = evs.iter().map(|e| e.node_name.as_str()).collect();
         let mut parts: Vec<Vec<u8>> = self
-            .network_events_for(&nids)
+            .network_events_for(&nids, &owners)
             .iter()
             .map(|e| network_to_wire(e).encode_gossip())
             .collect();
-        let evs = self.db.bulk_sync_events(&nids, now);
         parts.extend(evs.iter().map(|e| table_to_wire(e).encode_gossip()));
         let payload = if parts.is_empty() { Vec::new() } else { pb::make_compound(&parts) };
         let bsm = pb::BulkSyncMessage {
@@ -385,9 +415,10 @@ impl Core {
         }
     }
 
-    /// Join or leave events for every attachment (this node's and its peers')
-    /// to the given networks, with their Lamport times.
-    fn network_events_for(&self, nids: &[&str]) -> Vec<NetworkEvent> {
+    /// Join or leave events, with their Lamport times, for this node's
+    /// attachments to the given networks and those of the `owners` among its
+    /// peers.
+    fn network_events_for(&self, nids: &[&str], owners: &std::collections::HashSet<&str>) -> Vec<NetworkEvent> {
         let me = self.db.node_name();
         let kind = |leaving: bool| if leaving { NetworkEventType::Leave } else { NetworkEventType::Join };
         let mut out: Vec<NetworkEvent> = self
@@ -402,14 +433,21 @@ impl Core {
                 network_id: n.to_owned(),
             })
             .collect();
-        out.extend(self.db.networks().all_attachments().filter(|(_, n, _)| nids.contains(n)).map(
-            |(node, n, a)| NetworkEvent {
-                kind: kind(a.leaving),
-                ltime: a.ltime,
-                node_name: self.db.name_of(node).to_owned(),
-                network_id: n.to_owned(),
-            },
-        ));
+        if owners.is_empty() {
+            return out;
+        }
+        out.extend(
+            self.db
+                .networks()
+                .all_attachments()
+                .filter(|(node, n, _)| nids.contains(n) && owners.contains(self.db.name_of(*node)))
+                .map(|(node, n, a)| NetworkEvent {
+                    kind: kind(a.leaving),
+                    ltime: a.ltime,
+                    node_name: self.db.name_of(node).to_owned(),
+                    network_id: n.to_owned(),
+                }),
+        );
         out
     }
 
@@ -458,11 +496,11 @@ impl Core {
             if q.is_empty() {
                 continue;
             }
-            let msgs = q.get(PART_OVERHEAD, limit, mult, n);
+            let msgs = q.get_shared(PART_OVERHEAD, limit, mult, n);
             if msgs.is_empty() {
                 continue;
             }
-            let compound = pb::make_compound(&msgs);
+            let compound: std::sync::Arc<[u8]> = pb::make_compound(&msgs).into();
             self.counters.largest_gossip = self.counters.largest_gossip.max(compound.len());
             let mut picks: Vec<usize> = Vec::new();
             let mut tries = 0;
@@ -474,8 +512,8 @@ impl Core {
                 }
             }
             for i in picks {
-                let Some(to) = self.db.network_peer_at(&nid, i) else { continue };
-                self.out.push(Out::Udp { to: to.to_owned(), data: compound.clone() });
+                let Some(to) = self.db.networks().peer_at(&nid, i) else { continue };
+                self.out.push(Out::Udp { to, data: compound.clone() });
             }
         }
     }
@@ -726,7 +764,7 @@ impl NdbNode {
             match o {
                 Out::Udp { to, data } => {
                     self.core.counters.messages_out += 1;
-                    self.ml.send_best_effort_to(&to, &data);
+                    self.ml.send_best_effort_to(self.core.db.name_of(to), &data);
                 }
                 Out::Tcp { to, data } => {
                     self.core.counters.messages_out += 1;
@@ -1176,5 +1214,31 @@ impl crate::sim::Machine for NdbNode {
     }
     fn take_actions(&mut self) -> Vec<Action> {
         self.ml.take_actions()
+    }
+}
+
+#[cfg(test)]
+mod addr_book_tests {
+    use super::*;
+
+    #[test]
+    fn v4_and_v6_round_trip_and_move() {
+        let mut b = AddrBook::default();
+        let a4: SocketAddr = "10.1.2.3:7946".parse().unwrap();
+        let a6: SocketAddr = "[fd00::1]:7946".parse().unwrap();
+        b.set(3, a4);
+        b.set(5, a6);
+        assert_eq!(b.get(3), Some(a4));
+        assert_eq!(b.get(5), Some(a6));
+        assert_eq!(b.get(4), None);
+        assert_eq!(b.id_at(&a4), Some(3));
+        assert_eq!(b.id_at(&a6), Some(5));
+        // The address moves to another id; the old one loses it.
+        b.set(7, a4);
+        assert_eq!(b.get(3), None);
+        assert_eq!(b.id_at(&a4), Some(7));
+        b.remove(5);
+        assert_eq!(b.get(5), None);
+        assert_eq!(b.id_at(&a6), None);
     }
 }

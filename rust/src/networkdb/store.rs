@@ -11,12 +11,13 @@
 //!
 //! Table names, network ids and node names are interned (`u32` ids), so an
 //! entry holds none of them. Entries live in one small map per (network,
-//! table) pair, keyed by the entry key; the key is one shared `Arc<str>`
-//! referred to by the two secondary indexes:
+//! table) pair, keyed by the entry key; the key (`Key`) is inline or one
+//! shared `Arc<str>`, and the two secondary indexes hold copies of it:
 //!
-//! * `groups`: (network, table) → key → entry. Lookups, a (table, network)
-//!   walk with a key prefix, and a whole network (bulk sync) are range scans
-//!   here. A table across all networks walks the (few) groups of that table.
+//! * `groups`: (network, table) → key → entry, a hash map per group. Lookups
+//!   are point queries; a (table, network) walk with a key prefix and a whole
+//!   network (bulk sync) sort the group's keys. A table across all networks
+//!   walks the (few) groups of that table.
 //! * `by_owner`: (owner, network) → {(table, key)}: the entries a node owns
 //!   in one network (its leave), or everywhere (its failure or departure).
 //! * `expiry`: (deadline, network, table, key) for tombstones and for the
@@ -24,25 +25,143 @@
 //!
 //! Cost of one live entry on x86-64, with 64-byte keys and `v`-byte values
 //! (the `memory_per_entry` test recomputes the fixed parts): the `Entry`
-//! is 40 bytes and sits with its 16-byte key pointer in a B-tree leaf slot
-//! (56 bytes); the owner-index slot is 24 bytes; the key is one allocation
-//! of 16 bytes of counts + 64; the value is its own allocation of `v` bytes.
-//! That is 160 + `v` bytes with full B-tree leaves. Measured with a counting
-//! allocator over 100 000 entries from 1 000 owners in one network: 205 + `v`
-//! bytes per entry when keys arrive in random order, 239 + `v` when they
-//! arrive sorted (leaves split half full). A tombstone adds an expiry-index
-//! slot (32 bytes, about 45 with slack). libnetwork holds each entry in two
+//! is 40 bytes and sits with its 24-byte key (`Key`: inline up to 22 bytes,
+//! else a pointer to one shared allocation of 16 bytes of counts + the bytes)
+//! in a hash-map slot (64 bytes, the map 7/16 to 7/8 full); the owner-index
+//! slot is 32 bytes in a B-tree; the value is an `Arc<[u8]>` shared by every
+//! store of the process that holds the same bytes (`intern::shared_bytes`),
+//! so a real node pays `v` + 16 for it and a simulated cluster pays that once
+//! per distinct value. (Before `sim-scale`, with 16-byte key pointers in
+//! B-tree groups and boxed values: 205 + `v` bytes per entry measured with
+//! random key order, 239 + `v` sorted.) A tombstone adds an expiry-index
+//! slot (40 bytes, about 55 with slack). libnetwork holds each entry in two
 //! radix trees under the full "/table/network/key" path, with an owner name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use super::clock::LamportClock;
 use super::events::{TableEvent, TableEventType, WatchEvent, WatchOp};
 use super::names::Interner;
 use super::SECOND;
+
+type KeyBuild = crate::fasthash::FastBuild;
+
+/// An entry key: up to 22 bytes inline, longer ones in one shared
+/// allocation. Received events are looked up by key in every node's store,
+/// and following a pointer to the key's bytes was the simulator's largest
+/// cost (a cache miss per lookup); inline keys are compared in place. Ordered,
+/// compared and hashed as the `str` it holds (so maps can be queried by `&str`).
+#[derive(Clone)]
+enum Key {
+    Inline(u8, [u8; 22]),
+    Shared(Arc<str>),
+}
+
+impl Key {
+    fn new(s: &str) -> Self {
+        if s.len() <= 22 {
+            let mut b = [0u8; 22];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            Key::Inline(s.len() as u8, b)
+        } else {
+            Key::Shared(Arc::from(s))
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Inline(n, b) => {
+                let bytes = &b[..usize::from(*n)];
+                // SAFETY: `bytes` is a copy of a whole `&str` (see `new`).
+                unsafe { std::str::from_utf8_unchecked(bytes) }
+            }
+            Key::Shared(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Self) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(o.as_str())
+    }
+}
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+
+/// The entries of one (network, table) pair, by key. A hash map: most work
+/// is point lookups of received events (a B-tree cost ~20 string compares
+/// each); the ordered walks (bulk sync, prefix walk) sort the keys.
+#[derive(Debug, Clone, Default)]
+struct Group(hashbrown::HashMap<Key, Entry, KeyBuild>);
+
+impl Group {
+    fn get(&self, key: &str) -> Option<&Entry> {
+        self.0.get(key)
+    }
+    fn get_key_value(&self, key: &str) -> Option<(&Key, &Entry)> {
+        self.0.get_key_value(key)
+    }
+    fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.0.get_mut(key)
+    }
+    fn insert(&mut self, key: Key, e: Entry) {
+        self.0.insert(key, e);
+    }
+    fn remove_entry(&mut self, key: &str) -> Option<(Key, Entry)> {
+        self.0.remove_entry(key)
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Entries in key order.
+    fn sorted(&self) -> Vec<(&Key, &Entry)> {
+        let mut v: Vec<_> = self.0.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
+impl std::ops::Index<&str> for Group {
+    type Output = Entry;
+    fn index(&self, key: &str) -> &Entry {
+        &self.0[key]
+    }
+}
 
 /// Interned node name.
 pub type NodeId = u32;
@@ -58,7 +177,9 @@ struct Entry {
     /// Absolute time (µs) at which the reaper drops the entry; 0 for none.
     /// Set for tombstones and for live entries of suspended owners.
     reap_at: u64,
-    value: Box<[u8]>,
+    /// Shared through `intern::shared_bytes`: every node stores the same
+    /// values, and a simulated cluster holds each one once, not N times.
+    value: Arc<[u8]>,
     owner: NodeId,
     /// A tombstone: deleted, kept until `reap_at` so that older events for
     /// the key are recognised as stale.
@@ -250,9 +371,9 @@ pub enum DepartedEntries {
 }
 
 /// Where an entry is: network, table, key.
-type Slot = (NetId, TableId, Arc<str>);
+type Slot = (NetId, TableId, Key);
 /// (owner, network) → the (table, key)s it owns there.
-type OwnerIndex = BTreeMap<(NodeId, NetId), BTreeSet<(TableId, Arc<str>)>>;
+type OwnerIndex = BTreeMap<(NodeId, NetId), BTreeSet<(TableId, Key)>>;
 
 /// Entries, indexes, the table clock and the set of suspended owners.
 #[derive(Debug, Clone)]
@@ -262,9 +383,9 @@ pub struct TableStore {
     nets: Interner,
     clock: LamportClock,
     reap_interval: u64,
-    groups: BTreeMap<(NetId, TableId), BTreeMap<Arc<str>, Entry>>,
+    groups: BTreeMap<(NetId, TableId), Group>,
     by_owner: OwnerIndex,
-    expiry: BTreeSet<(u64, NetId, TableId, Arc<str>)>,
+    expiry: BTreeSet<(u64, NetId, TableId, Key)>,
     suspended: BTreeSet<NodeId>,
     len: usize,
 }
@@ -373,10 +494,9 @@ impl TableStore {
             .find(table, network_id)
             .and_then(|slot| self.groups.get(&slot).map(|g| (slot, g)));
         found.into_iter().flat_map(move |((nid, tid), group)| {
-            group
-                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-                .take_while(move |(k, _)| k.starts_with(prefix))
-                .map(move |(k, e)| self.view(nid, tid, k, e))
+            let mut v: Vec<_> = group.0.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+            v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            v.into_iter().map(move |(k, e)| self.view(nid, tid, k, e))
         })
     }
 
@@ -391,7 +511,7 @@ impl TableStore {
             self.groups
                 .range((nid, 0)..=(nid, TableId::MAX))
                 .flat_map(move |(&(n, t), group)| {
-                    group.iter().map(move |(k, e)| self.view(n, t, k, e))
+                    group.sorted().into_iter().map(move |(k, e)| self.view(n, t, k, e))
                 })
         })
     }
@@ -402,7 +522,7 @@ impl TableStore {
         self.groups
             .iter()
             .filter(move |((_, t), _)| Some(*t) == tid)
-            .flat_map(move |(&(n, t), group)| group.iter().map(move |(k, e)| self.view(n, t, k, e)))
+            .flat_map(move |(&(n, t), group)| group.sorted().into_iter().map(move |(k, e)| self.view(n, t, k, e)))
     }
 
     /// The entries `owner` owns in one network, whatever their state.
@@ -599,7 +719,7 @@ impl TableStore {
             Entry {
                 ltime,
                 reap_at,
-                value: value.into(),
+                value: crate::intern::shared_bytes(value.to_vec()),
                 owner: me,
                 deleting,
             },
@@ -710,7 +830,7 @@ impl TableStore {
             Entry {
                 ltime: ev.ltime,
                 reap_at,
-                value: ev.value.as_slice().into(),
+                value: crate::intern::shared_bytes(ev.value.clone()),
                 owner,
                 deleting,
             },
@@ -812,7 +932,7 @@ impl TableStore {
         let slots: Vec<Slot> = self
             .groups
             .range((nid, 0)..=(nid, TableId::MAX))
-            .flat_map(|(&(n, t), g)| g.keys().map(move |k| (n, t, k.clone())))
+            .flat_map(|(&(n, t), g)| g.sorted().into_iter().map(move |(k, _)| (n, t, k.clone())))
             .collect();
         let mut out = Vec::new();
         for (nid, tid, key) in slots {
@@ -983,7 +1103,7 @@ impl TableStore {
                 k
             }
             None => {
-                let k: Arc<str> = Arc::from(key);
+                let k = Key::new(key);
                 self.by_owner
                     .entry((entry.owner, nid))
                     .or_default()
@@ -1021,7 +1141,7 @@ impl TableStore {
         let mut expiring = 0;
         for (&(nid, tid), group) in &self.groups {
             assert!(!group.is_empty(), "empty group kept");
-            for (k, e) in group {
+            for (k, e) in &group.0 {
                 n += 1;
                 assert!(self.by_owner[&(e.owner, nid)].contains(&(tid, k.clone())));
                 if e.reap_at != 0 {
@@ -1045,7 +1165,7 @@ fn unindex_owner(
     owner: NodeId,
     nid: NetId,
     tid: TableId,
-    key: &Arc<str>,
+    key: &Key,
 ) {
     if let Some(set) = by_owner.get_mut(&(owner, nid)) {
         set.remove(&(tid, key.clone()));
@@ -1466,19 +1586,21 @@ mod tests {
         use std::mem::size_of;
         // The stored entry: ltime, reap deadline, boxed value, owner id, flag.
         assert_eq!(size_of::<Entry>(), 40);
-        // One slot of a group map (key pointer + entry), one of the owner
-        // index, one of the expiry index (tombstones only).
-        let group_slot = size_of::<Arc<str>>() + size_of::<Entry>();
-        let owner_slot = size_of::<(TableId, Arc<str>)>();
-        let expiry_slot = size_of::<(u64, NetId, TableId, Arc<str>)>();
-        assert_eq!((group_slot, owner_slot, expiry_slot), (56, 24, 32));
-        // The key's allocation: strong and weak counts, then the bytes.
+        // One slot of a group map (key + entry), one of the owner index, one
+        // of the expiry index (tombstones only). A key of up to 22 bytes is
+        // inline; a longer one (64 bytes here) is one shared allocation.
+        let group_slot = size_of::<Key>() + size_of::<Entry>();
+        let owner_slot = size_of::<(TableId, Key)>();
+        let expiry_slot = size_of::<(u64, NetId, TableId, Key)>();
+        assert_eq!((group_slot, owner_slot, expiry_slot), (64, 32, 40));
+        // The long key's allocation: strong and weak counts, then the bytes.
         let key_len = 64;
-        let full_leaves = group_slot + owner_slot + 16 + key_len;
-        assert_eq!(full_leaves, 160);
-        // B-tree leaves run between half full and full: measured 205 bytes
-        // (random key order) to 239 (sorted keys) per entry, plus the value.
+        let full = group_slot + owner_slot + 16 + key_len;
+        assert_eq!(full, 176);
+        // The group map's load runs from 7/16 to 7/8, the owner B-tree's
+        // leaves from half full to full: measured (with 16-byte key slots and
+        // B-tree groups) 205 to 239 bytes per entry, plus the value.
         let half_full = 2 * (group_slot + owner_slot) + 16 + key_len;
-        assert!((205..=239).all(|measured| (full_leaves..=half_full).contains(&measured)));
+        assert!((205..=239).all(|measured| (full..=half_full).contains(&measured)));
     }
 }

@@ -469,7 +469,7 @@ fn network_events_follow_lamport_order() {
         .attachment(db.store().node_id("p1").unwrap(), N1)
         .unwrap();
     assert!(a.leaving);
-    assert_eq!(a.reap_at, Some(REAP + 25 * SECOND));
+    assert_eq!(a.reap_at.map(std::num::NonZeroU64::get), Some(REAP + 25 * SECOND));
     // Events about this node, from unknown nodes, or leaves of attachments
     // never seen change nothing.
     let own = db.apply_network_event(&leave_ev("me", N1, 50), 0);

@@ -561,6 +561,20 @@ fn pick_networks(p: &Params, rng: &mut Rng) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// Node `i`'s machine (tracing on), seeded from the run's seed, its index
+/// and how many restarts the run has had.
+fn new_ndb(p: &Params, i: usize, restarts: u64, now: u64) -> NdbNode {
+    let name = format!("n{i}");
+    let seed = p
+        .seed
+        .wrapping_mul(1_000_003)
+        .wrapping_add(i as u64)
+        .wrapping_add(restarts << 40);
+    let mut ndb = NdbNode::new(now, p.ml_config(&name), p.ndb.clone(), addr(i), None, seed);
+    ndb.set_tracing(true);
+    ndb
+}
+
 fn net_name(j: usize) -> String {
     format!("net{j}")
 }
@@ -639,22 +653,11 @@ impl Runner {
     }
 
     fn make_node(&mut self, i: usize, now: u64) -> SimNode {
-        let name = format!("n{i}");
-        let seed = self
-            .p
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(i as u64)
-            .wrapping_add(self.restarts << 40);
-        let mut ndb = NdbNode::new(
-            now,
-            self.p.ml_config(&name),
-            self.p.ndb.clone(),
-            addr(i),
-            None,
-            seed,
-        );
-        ndb.set_tracing(true);
+        let ndb = new_ndb(&self.p, i, self.restarts, now);
+        self.wrap(i, ndb, now)
+    }
+
+    fn wrap(&self, i: usize, ndb: NdbNode, now: u64) -> SimNode {
         SimNode {
             ndb,
             idx: i,
@@ -682,9 +685,12 @@ impl Runner {
                 state: node_state::ALIVE,
                 vsn: vsn.clone(),
             });
-            // A node's own attachments carry the ltime its join push/pull
-            // gives them: one tick per network joined, one more for the join.
-            let lt = self.node_nets[i].len() as u64 + 1;
+            // A node's own attachments carry the ltime its join gives them:
+            // one tick per network joined, then one per bootstrap address (each
+            // join push/pull refreshes them). A lower ltime here made every
+            // node's first bulk sync look like N new attachments to each
+            // receiver, which relayed them all: N² network events.
+            let lt = (self.node_nets[i].len() + self.bootstrap_nodes.len()) as u64;
             for &j in &self.node_nets[i] {
                 networks.push(NetworkEntry {
                     network_id: net_name(j),
@@ -695,7 +701,7 @@ impl Runner {
             }
         }
         let user = NetworkPushPull {
-            ltime: self.p.networks as u64 + 2,
+            ltime: (self.p.networks + self.bootstrap_nodes.len()) as u64 + 1,
             networks,
             node_name: "n0".into(),
         };
@@ -709,19 +715,41 @@ impl Runner {
             false,
         );
         let boot = self.bootstrap_nodes.clone();
-        for i in 0..n {
-            let mut m = self.make_node(i, 0);
-            for &j in &self.node_nets[i] {
-                let _ = m.ndb.join_network(0, &net_name(j));
+        // Each node is built from its own seed and the same snapshot, so the
+        // nodes are built on all cores (merging the N-member state is O(N) per
+        // node, O(N²) in all) and added in order: the same cluster as one by one.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 8);
+        let (p, nets, restarts) = (&self.p, &self.node_nets, self.restarts);
+        let build = |i: usize| {
+            let mut ndb = new_ndb(p, i, restarts, 0);
+            for &j in &nets[i] {
+                let _ = ndb.join_network(0, &net_name(j));
             }
-            let tokens = m.ndb.join(0, &boot);
-            let _ = m.ndb.take_actions();
+            let tokens = ndb.join(0, &boot);
+            let _ = ndb.take_actions();
             for (k, t) in tokens.into_iter().enumerate() {
-                let _ = m
-                    .ndb
-                    .handle_stream_reply(0, t, (k == 0).then_some(&snap[..]));
+                let _ = ndb.handle_stream_reply(0, t, (k == 0).then_some(&snap[..]));
             }
-            m.ndb.discard_broadcasts();
+            ndb.discard_broadcasts();
+            ndb
+        };
+        let mut built: Vec<Option<NdbNode>> = (0..n).map(|_| None).collect();
+        std::thread::scope(|sc| {
+            let chunk = n.div_ceil(threads);
+            for (c, slots) in built.chunks_mut(chunk.max(1)).enumerate() {
+                let build = &build;
+                sc.spawn(move || {
+                    for (k, slot) in slots.iter_mut().enumerate() {
+                        *slot = Some(build(c * chunk + k));
+                    }
+                });
+            }
+        });
+        for (i, ndb) in built.into_iter().enumerate() {
+            let Some(ndb) = ndb else { continue };
+            let m = self.wrap(i, ndb, 0);
             // Traces go to the recorder with the first take_actions (in add).
             self.sim.add(m);
         }

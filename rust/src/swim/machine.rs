@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use super::config::Config;
 use super::delegate::{Delegate, Member};
@@ -63,11 +64,46 @@ impl From<WireError> for SwimError {
     }
 }
 
+/// A socket address in 20 bytes (`SocketAddr` takes 32): memberlist keeps
+/// one per member, and a simulated cluster N² of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedAddr {
+    ip: [u8; 16],
+    port: u16,
+    v6: bool,
+}
+
+impl PackedAddr {
+    fn new(a: SocketAddr) -> Self {
+        let (ip, v6) = match a.ip() {
+            IpAddr::V4(v4) => {
+                let mut ip = [0u8; 16];
+                ip[..4].copy_from_slice(&v4.octets());
+                (ip, false)
+            }
+            IpAddr::V6(v6) => (v6.octets(), true),
+        };
+        PackedAddr { ip, port: a.port(), v6 }
+    }
+
+    fn get(self) -> SocketAddr {
+        let ip = if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
+        };
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+/// One member: 72 bytes. The name is the process-wide shared copy
+/// (`intern::shared_str`), the meta a boxed slice (usually empty: no
+/// allocation), the address packed.
 #[derive(Debug, Clone)]
 struct Node {
-    name: String,
-    addr: SocketAddr,
-    meta: Vec<u8>,
+    name: Arc<str>,
+    addr: PackedAddr,
+    meta: Box<[u8]>,
     incarnation: u32,
     state: u8,
     state_change: u64,
@@ -83,9 +119,9 @@ impl Node {
     }
     fn member(&self) -> Member {
         Member {
-            name: self.name.clone(),
-            addr: self.addr,
-            meta: self.meta.clone(),
+            name: self.name.to_string(),
+            addr: self.addr.get(),
+            meta: self.meta.to_vec(),
             state: self.state,
             incarnation: self.incarnation,
         }
@@ -110,7 +146,7 @@ fn name_hash(s: &str) -> u64 {
 
 impl NameIndex {
     fn get(&self, nodes: &[Node], name: &str) -> Option<usize> {
-        self.0.find(name_hash(name), |&i| nodes[i as usize].name == name).map(|&i| i as usize)
+        self.0.find(name_hash(name), |&i| *nodes[i as usize].name == *name).map(|&i| i as usize)
     }
 
     /// Indexes `nodes[i]` (a name not indexed yet).
@@ -334,7 +370,7 @@ impl Memberlist {
     pub fn num_alive_peers(&self) -> usize {
         self.nodes
             .iter()
-            .filter(|n| n.name != self.cfg.name && n.state == node_state::ALIVE)
+            .filter(|n| *n.name != *self.cfg.name && n.state == node_state::ALIVE)
             .count()
     }
 
@@ -484,7 +520,7 @@ impl Memberlist {
 
     /// Address and highest protocol version of a known node.
     pub fn addr_of(&self, name: &str) -> Option<(SocketAddr, u8)> {
-        self.index.get(&self.nodes, name).map(|i| (self.nodes[i].addr, self.nodes[i].pmax()))
+        self.index.get(&self.nodes, name).map(|i| (self.nodes[i].addr.get(), self.nodes[i].pmax()))
     }
 
     /// Sends a user message over UDP to the node called `name`; false if unknown.
@@ -509,7 +545,7 @@ impl Memberlist {
 
     /// Sends a user message to `to` over UDP (memberlist's SendBestEffort).
     pub fn send_best_effort(&mut self, to: SocketAddr, msg: &[u8]) {
-        let pmax = self.nodes.iter().find(|n| n.addr == to).map(Node::pmax);
+        let pmax = self.nodes.iter().find(|n| n.addr.get() == to).map(Node::pmax);
         self.raw_send(to, pmax, user_frame(msg));
     }
 
@@ -556,7 +592,7 @@ impl Memberlist {
         let idx = match self.index.get(&self.nodes, &a.node) {
             Some(i) => {
                 let st = &self.nodes[i];
-                if st.addr != addr {
+                if st.addr.get() != addr {
                     let can_reclaim = self.cfg.dead_node_reclaim_time > 0
                         && now.saturating_sub(st.state_change) > self.cfg.dead_node_reclaim_time;
                     if st.state == node_state::LEFT || (st.state == node_state::DEAD && can_reclaim) {
@@ -569,9 +605,9 @@ impl Memberlist {
             }
             None => {
                 let node = Node {
-                    name: a.node.clone(),
-                    addr,
-                    meta: a.meta.clone(),
+                    name: crate::intern::shared_str(&a.node),
+                    addr: PackedAddr::new(addr),
+                    meta: a.meta.clone().into_boxed_slice(),
                     incarnation: 0,
                     state: node_state::DEAD,
                     state_change: now,
@@ -580,6 +616,7 @@ impl Memberlist {
                 // Insert at a random place so that probe orders differ per node.
                 let n = self.nodes.len();
                 let off = self.rng.below(n + 1);
+                crate::intern::reserve_gently(&mut self.nodes, 1);
                 self.nodes.push(node);
                 self.index.moved(&self.nodes, off, n);
                 self.nodes.swap(off, n);
@@ -600,7 +637,7 @@ impl Memberlist {
         let old_meta = self.nodes[idx].meta.clone();
         if !bootstrap && is_local {
             let me = &self.nodes[idx];
-            if a.incarnation == me.incarnation && a.meta == me.meta && vsn_array(&a.vsn) == me.vsn {
+            if a.incarnation == me.incarnation && a.meta[..] == me.meta[..] && vsn_array(&a.vsn) == me.vsn {
                 return;
             }
             self.refute(idx, a.incarnation);
@@ -612,8 +649,8 @@ impl Memberlist {
                 st.vsn = vsn_array(&a.vsn);
             }
             st.incarnation = a.incarnation;
-            st.meta = a.meta;
-            st.addr = addr;
+            st.meta = a.meta.into_boxed_slice();
+            st.addr = PackedAddr::new(addr);
             if st.state != node_state::ALIVE {
                 st.state = node_state::ALIVE;
                 st.state_change = now;
@@ -638,10 +675,10 @@ impl Memberlist {
         let me = &self.nodes[idx];
         let a = Alive {
             incarnation: inc,
-            node: me.name.clone(),
-            addr: ip_bytes(me.addr.ip()),
-            port: me.addr.port(),
-            meta: me.meta.clone(),
+            node: me.name.to_string(),
+            addr: ip_bytes(me.addr.get().ip()),
+            port: me.addr.port,
+            meta: me.meta.to_vec(),
             vsn: me.vsn.to_vec(),
         };
         let name = me.name.clone();
@@ -880,10 +917,10 @@ impl Memberlist {
             .nodes
             .iter()
             .map(|n| PushNodeState {
-                name: n.name.clone(),
-                addr: ip_bytes(n.addr.ip()),
-                port: n.addr.port(),
-                meta: n.meta.clone(),
+                name: n.name.to_string(),
+                addr: ip_bytes(n.addr.get().ip()),
+                port: n.addr.port,
+                meta: n.meta.to_vec(),
                 incarnation: n.incarnation,
                 state: n.state,
                 vsn: n.vsn.to_vec(),
@@ -1015,7 +1052,7 @@ impl Memberlist {
         let inc = self.nodes[idx].incarnation;
         let name = self.cfg.name.clone();
         self.dead_node(now, Dead { incarnation: inc, node: name.clone(), from: name }, d);
-        let any_alive = self.nodes.iter().any(|n| !n.dead_or_left() && n.name != self.cfg.name);
+        let any_alive = self.nodes.iter().any(|n| !n.dead_or_left() && *n.name != *self.cfg.name);
         if !any_alive {
             self.leave_done = true;
         }
@@ -1126,8 +1163,8 @@ impl Memberlist {
         let before = self.nodes.len();
         self.nodes.retain(|n| !(n.dead_or_left() && now.saturating_sub(n.state_change) > gttd));
         if self.nodes.len() != before {
-            let names: std::collections::HashSet<&String> = self.nodes.iter().map(|n| &n.name).collect();
-            self.suspicions.retain(|k, _| names.contains(k));
+            let names: std::collections::HashSet<&str> = self.nodes.iter().map(|n| &*n.name).collect();
+            self.suspicions.retain(|k, _| names.contains(k.as_str()));
         }
         let mut nodes = std::mem::take(&mut self.nodes);
         self.rng.shuffle(&mut nodes);
@@ -1150,7 +1187,7 @@ impl Memberlist {
             let i = self.probe_index;
             self.probe_index += 1;
             let n = &self.nodes[i];
-            if n.name == self.cfg.name || n.dead_or_left() {
+            if *n.name == *self.cfg.name || n.dead_or_left() {
                 checked += 1;
                 continue;
             }
@@ -1161,26 +1198,26 @@ impl Memberlist {
         let target = self.nodes[idx].clone();
         let ping = Message::Ping(Ping {
             seq_no: seq,
-            node: target.name.clone(),
+            node: target.name.to_string(),
             source_addr: ip_bytes(self.self_addr.ip()),
             source_port: self.self_addr.port(),
             source_node: self.cfg.name.clone(),
         });
         if target.state == node_state::ALIVE {
-            self.encode_and_send(target.addr, &ping, d);
+            self.encode_and_send(target.addr.get(), &ping, d);
         } else {
             let s = Message::Suspect(Suspect {
                 incarnation: target.incarnation,
-                node: target.name.clone(),
+                node: target.name.to_string(),
                 from: self.cfg.name.clone(),
             });
             let c = make_compound(&[encode_message(&ping), encode_message(&s)]);
-            self.raw_send(target.addr, None, c);
+            self.raw_send(target.addr.get(), None, c);
         }
         let interval = self.scaled(self.cfg.probe_interval);
         self.probe = Some(Probe {
             seq,
-            target: target.name,
+            target: target.name.to_string(),
             incarnation: target.incarnation,
             timeout_at: now + self.cfg.probe_timeout,
             deadline: now + interval,
@@ -1201,7 +1238,7 @@ impl Memberlist {
             let target = self.nodes[tidx].clone();
             let me = self.cfg.name.clone();
             let peers = self.random_nodes(self.cfg.indirect_checks, |n| {
-                n.name == me || n.name == target.name || n.state != node_state::ALIVE
+                *n.name == *me || n.name == target.name || n.state != node_state::ALIVE
             });
             let mut expected = 0;
             for pi in peers {
@@ -1212,27 +1249,27 @@ impl Memberlist {
                 }
                 let ind = Message::IndirectPing(IndirectPing {
                     seq_no: p.seq,
-                    target: ip_bytes(target.addr.ip()),
-                    port: target.addr.port(),
-                    node: target.name.clone(),
+                    target: ip_bytes(target.addr.get().ip()),
+                    port: target.addr.port,
+                    node: target.name.to_string(),
                     nack,
                     source_addr: ip_bytes(self.self_addr.ip()),
                     source_port: self.self_addr.port(),
                     source_node: me.clone(),
                 });
-                self.encode_and_send(peer.addr, &ind, d);
+                self.encode_and_send(peer.addr.get(), &ind, d);
             }
             if !self.cfg.disable_tcp_pings && target.pmax() >= 3 {
                 let t = self.token();
                 self.pending.insert(t, Pending::TcpPing { seq: p.seq });
                 let ping = Message::Ping(Ping {
                     seq_no: p.seq,
-                    node: target.name.clone(),
+                    node: target.name.to_string(),
                     source_addr: ip_bytes(self.self_addr.ip()),
                     source_port: self.self_addr.port(),
                     source_node: me,
                 });
-                self.stream(target.addr, &ping, Some(t));
+                self.stream(target.addr.get(), &ping, Some(t));
             }
             if let Some(pr) = &mut self.probe {
                 pr.indirect_sent = true;
@@ -1261,7 +1298,7 @@ impl Memberlist {
         let me = self.cfg.name.clone();
         let gttd = self.cfg.gossip_to_the_dead_time;
         let targets = self.random_nodes(self.cfg.gossip_nodes, |n| {
-            if n.name == me {
+            if *n.name == *me {
                 return true;
             }
             match n.state {
@@ -1276,16 +1313,16 @@ impl Memberlist {
             if msgs.is_empty() {
                 return;
             }
-            let (addr, pmax) = (self.nodes[ti].addr, self.nodes[ti].pmax());
+            let (addr, pmax) = (self.nodes[ti].addr.get(), self.nodes[ti].pmax());
             self.send_parts(addr, Some(pmax), msgs);
         }
     }
 
     fn push_pull(&mut self, d: &mut impl Delegate) {
         let me = self.cfg.name.clone();
-        let pick = self.random_nodes(1, |n| n.name == me || n.state != node_state::ALIVE);
+        let pick = self.random_nodes(1, |n| *n.name == *me || n.state != node_state::ALIVE);
         if let Some(&i) = pick.first() {
-            let addr = self.nodes[i].addr;
+            let addr = self.nodes[i].addr.get();
             let t = self.token();
             self.pending.insert(t, Pending::PushPull);
             let msg = self.local_push_pull(false, d);

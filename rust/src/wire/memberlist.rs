@@ -649,6 +649,16 @@ pub fn encode_compressed(payload: &[u8]) -> Vec<u8> {
 /// Reads a compress{} body and returns the decompressed bytes (at most
 /// `limit`) and the number of body bytes consumed.
 fn read_compressed(body: &[u8], limit: usize) -> Result<(Vec<u8>, usize), WireError> {
+    read_compressed_with(body, limit, lzw::decompress)
+}
+
+/// [`read_compressed`] with the given LZW decoder (packets go through the
+/// memo of recent decompressions: one gossip packet reaches several peers).
+fn read_compressed_with(
+    body: &[u8],
+    limit: usize,
+    decode: fn(&[u8], usize) -> Result<Vec<u8>, WireError>,
+) -> Result<(Vec<u8>, usize), WireError> {
     let mut r = Reader::new(body);
     let (mut algo, mut buf): (u64, &[u8]) = (LZW_ALGO, &[]);
     r.read_struct(&COMPRESS_FIELDS, |i, r| {
@@ -665,7 +675,7 @@ fn read_compressed(body: &[u8], limit: usize) -> Result<(Vec<u8>, usize), WireEr
         )));
     }
     // An empty Buf (Go: nil) is not an LZW stream; Go fails on it too.
-    Ok((lzw::decompress(buf, limit)?, used))
+    Ok((decode(buf, limit)?, used))
 }
 
 /// Wraps an already-encoded message or compound in compression and CRC (the
@@ -715,7 +725,8 @@ fn decode_command(
             Ok(())
         }
         msg_type::COMPRESS => {
-            let (inner, _) = read_compressed(body, MAX_PACKET_DECOMPRESSED)?;
+            let (inner, _) =
+                read_compressed_with(body, MAX_PACKET_DECOMPRESSED, lzw::decompress_memo)?;
             decode_command(&inner, depth + 1, out, skipped)
         }
         // memberlist accepts a CRC only on the outermost layer
