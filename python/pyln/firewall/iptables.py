@@ -290,7 +290,7 @@ class IptablesFirewall(Firewall):
                         fam.apply(self.ns, cmds, f"setting up network {nid}")
                     else:
                         tables = fam.read(self.ns)
-                        self._ports.setdefault(v, _port_index(tables.get("nat", _Table())))
+                        self._index_ports(v, tables)
                         fam.apply(
                             self.ns, self._setup(tables, rules, v), f"setting up network {nid}"
                         )
@@ -306,7 +306,7 @@ class IptablesFirewall(Firewall):
         """(network id -> bridge, skeleton complete) of family `v`, read once."""
         if v not in self._known:
             tables = self._families[v].read(self.ns)
-            self._ports.setdefault(v, _port_index(tables.get("nat", _Table())))
+            self._index_ports(v, tables)
             nets: dict[str, str] = {}
             for line in tables.get("filter", _Table()).lines(DOCKER):
                 nid = _comment_id(line)
@@ -464,6 +464,11 @@ class IptablesFirewall(Firewall):
                     self._ports.pop(v, None)
                     raise
                 self._ports[v] = staged
+
+    def _index_ports(self, v: int, tables: dict[str, _Table]) -> None:
+        """Builds family `v`'s port index from a dump read anyway, if it has none."""
+        if v not in self._ports:
+            self._ports[v] = _port_index(tables.get("nat", _Table()))
 
     def _port_index(self, v: int) -> _PortIndex:
         if v not in self._ports:

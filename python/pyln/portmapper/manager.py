@@ -203,11 +203,7 @@ class ProxyManager:
     def _start_in_background(self) -> None:
         """Replaces a dead or missing process without waiting for the new one (under
         the lock). The new process adopts every forward known by then."""
-        self._disconnect()
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            self.restarts += 1
-            self._terminate(proc, sig=signal.SIGKILL)
+        self._drop_process()
         self._starting = True
         self._start_done.clear()
         try:
@@ -230,7 +226,7 @@ class ProxyManager:
             try:
                 if gen != self._gen:  # stopped meanwhile
                     if proc is not None:
-                        self._kill_quietly(proc)
+                        self._terminate_quietly(proc, signal.SIGKILL)
                     return
                 if proc is None:
                     self._retry_later(gen)
@@ -245,7 +241,7 @@ class ProxyManager:
                     log.warning("the new proxy failed (%s); restarting it later", e)
                     self._disconnect()
                     self._proc = None
-                    self._kill_quietly(proc)
+                    self._terminate_quietly(proc, signal.SIGKILL)
                     self._retry_later(gen)
             finally:
                 if gen == self._gen:
@@ -272,16 +268,22 @@ class ProxyManager:
         self._retry.daemon = True
         self._retry.start()
 
-    def _kill_quietly(self, proc: subprocess.Popen[bytes]) -> None:
+    def _terminate_quietly(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        """_terminate, with a process that will not die logged instead of raised."""
         try:
-            self._terminate(proc, sig=signal.SIGKILL)
+            self._terminate(proc, sig=sig)
         except ProxyError as e:
             log.error("%s", e)
+
+    @property
+    def _start_wait(self) -> float:
+        """How long a background start may take: launch, restore, and a kill."""
+        return self.start_timeout + self.request_timeout + self.stop_timeout
 
     @contextlib.contextmanager
     def _settled(self) -> Iterator[None]:
         """Holds the lock with no background start under way."""
-        wait = self.start_timeout + self.request_timeout + self.stop_timeout
+        wait = self._start_wait
         while True:
             if not self._start_done.wait(wait):
                 raise ProxyTimeout(f"the proxy's start did not end within {wait:g} s")
@@ -339,7 +341,7 @@ class ProxyManager:
         """Stops the proxy (SIGTERM, then SIGKILL after `stop_timeout`), reaps it and
         forgets its forwards (their ports are closed). Idempotent. A start still under
         way after the usual wait is abandoned: its process is killed when it ends."""
-        wait = self.start_timeout + self.request_timeout + self.stop_timeout
+        wait = self._start_wait
         if not self._start_done.wait(wait):
             log.warning("the proxy's start did not end within %g s; stopping anyway", wait)
         with self._lock:
@@ -357,19 +359,13 @@ class ProxyManager:
                 sock.close()
             self._socks.clear()
             if proc is not None:
-                self._stop_proc(proc)
+                self._terminate_quietly(proc)
             self.control_path.unlink(missing_ok=True)
             keeper, self._keeper = self._keeper, None
             if keeper is not None:
                 self._jobs.put(None)  # under the lock: this keeper's own queue
         if keeper is not None and keeper.is_alive() and keeper is not threading.current_thread():
             keeper.join(timeout=self.stop_timeout)
-
-    def _stop_proc(self, proc: subprocess.Popen[bytes]) -> None:
-        try:
-            self._terminate(proc)
-        except ProxyError as e:
-            log.error("%s", e)
 
     # -- forwards -------------------------------------------------------------------
 
@@ -555,12 +551,16 @@ class ProxyManager:
         except ForwardsLost as e:
             log.error("%s", e)
 
-    def _restart(self) -> None:
+    def _drop_process(self) -> None:
+        """Kills and reaps the current process, if any, counting it as a restart."""
         self._disconnect()
         proc, self._proc = self._proc, None
         if proc is not None:
             self.restarts += 1
             self._terminate(proc, sig=signal.SIGKILL)
+
+    def _restart(self) -> None:
+        self._drop_process()
         self._spawn()
         self._restore()
 

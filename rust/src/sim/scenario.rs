@@ -363,6 +363,13 @@ pub struct SimNode {
     rec: Rc<RefCell<Recorder>>,
 }
 
+impl SimNode {
+    /// The Lamport time this node stores for `key` of the scenario's table.
+    fn stored_ltime(&self, net: &str, key: &str) -> Option<u64> {
+        self.ndb.core.db.store().get(TABLE, net, key).map(|v| v.ltime)
+    }
+}
+
 impl Machine for SimNode {
     fn addr(&self) -> SocketAddr {
         self.ndb.ml.local_addr()
@@ -1024,12 +1031,7 @@ impl Runner {
         let ok = self.sim.with(owner, |m, now| {
             m.now = now;
             m.ndb.create_entry(now, TABLE, &net, &key, &value).ok()?;
-            m.ndb
-                .core
-                .db
-                .store()
-                .get(TABLE, &net, &key)
-                .map(|v| v.ltime)
+            m.stored_ltime(&net, &key)
         });
         if let Some(Some(ltime)) = ok {
             let now = self.sim.now;
@@ -1091,12 +1093,7 @@ impl Runner {
                 m.ndb.update_entry(now, TABLE, &net, &key, &v2)
             };
             r.ok()?;
-            m.ndb
-                .core
-                .db
-                .store()
-                .get(TABLE, &net, &key)
-                .map(|v| v.ltime)
+            m.stored_ltime(&net, &key)
         });
         if let Some(Some(ltime)) = ok {
             let now = self.sim.now;
