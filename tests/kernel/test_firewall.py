@@ -261,6 +261,30 @@ def test_setup_is_idempotent(topo: Topology, backend: str) -> None:
     fw.flush()
 
 
+def test_nftables_sees_what_others_changed(topo: Topology) -> None:
+    """The nftables backend keeps what it read of its table; changes by anyone else
+    (another controller, an admin's nft command) must still be seen."""
+    fw = new_firewall(topo.host, "nftables")
+    fw.setup_network(net("n1", "br1", NET1))
+    other = new_firewall(topo.host, "nftables")  # e.g. a second controller
+    other.setup_network(net("n2", "br2", NET2))
+    with pytest.raises(FirewallConflict, match="n2"):
+        fw.setup_network(net("n3", "br2", ipaddress.ip_network("10.220.3.0/24")))
+    assert fw.networks() == ["n1", "n2"]
+    # An admin removes the whole table behind both firewalls' backs.
+    in_ns(topo.host, "nft", "delete", "table", "inet", "pyln")
+    assert fw.networks() == []
+    fw.remove_network("n1")  # already gone: fine
+    fw.setup_network(net("n1", "br1", NET1))
+    assert other.networks() == ["n1"]
+    fw.add_port_mappings("n1", [PortMapping("tcp", ANY4, 8080, ip("10.220.1.3"), 80)])
+    other.remove_network("n1")  # its port mapping goes with it
+    assert "8080" not in in_ns(topo.host, "nft", "list", "ruleset")
+    fw.close()
+    other.flush()
+    other.close()
+
+
 def test_iptables_layout_is_dockers(topo: Topology) -> None:
     fw = new_firewall(topo.host, "iptables")
     fw.setup_network(net("n1", "br1", NET1, icc=False))

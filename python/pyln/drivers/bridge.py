@@ -606,6 +606,7 @@ class BridgeDriver(Driver):
                 log.warning("removing network rules failed: %s", f.exception())
         self.reaper.close()
         self.proxy.stop()
+        self.firewall.close()
 
 
 def _mapping_to(m: PortMapping) -> dict[str, Any]:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import json
 import shutil
+import socket
+import struct
 import subprocess
 import threading
 from typing import Any
@@ -101,6 +104,79 @@ def nft_list(ns: Namespace, command: str) -> list[dict[str, Any]] | None:
         return []
     items: list[dict[str, Any]] = json.loads(out)["nftables"]
     return items
+
+
+NETLINK_NETFILTER = 12
+_NFNL_SUBSYS_NFTABLES = 10
+_NFT_MSG_GETGEN = 16
+_NFT_MSG_NEWGEN = 15
+_NFTA_GEN_ID = 1
+_NLMSG_ERROR = 2
+_NLM_F_REQUEST = 1
+_NLM_F_ACK = 4
+
+
+class NftGeneration:
+    """Reads the nftables ruleset generation of a namespace: a counter the kernel
+    bumps on every committed transaction, by anyone. One small netlink request
+    (~0.02 ms), so a firewall can tell whether the table it read before is still
+    what the kernel has, instead of listing it again (~4 ms and growing with it)."""
+
+    def __init__(self, ns: Namespace) -> None:
+        self._sock = ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        self._sock.bind((0, 0))
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def read(self) -> int:
+        """The current generation; FirewallError if the kernel does not answer."""
+        with self._lock:
+            self._seq = self._seq % 0x7FFFFFFF + 1
+            seq = self._seq
+            kind = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETGEN
+            # nlmsghdr, then nfgenmsg: family AF_UNSPEC, version 0, resource id 0.
+            req = struct.pack("=IHHII", 20, kind, _NLM_F_REQUEST | _NLM_F_ACK, seq, 0)
+            self._sock.sendto(req + struct.pack("=BBH", 0, 0, 0), (0, 0))
+            gen: int | None = None
+            while True:
+                data = self._sock.recv(65536)
+                off = 0
+                while off + 16 <= len(data):
+                    length, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
+                    if length < 16 or off + length > len(data):
+                        raise FirewallError("nftables: malformed generation reply")
+                    if mseq == seq and mtype == _NLMSG_ERROR:
+                        code = -struct.unpack_from("=i", data, off + 16)[0]
+                        if code:
+                            raise FirewallError(
+                                f"nftables: reading the ruleset generation: {os_strerror(code)}"
+                            )
+                        if gen is None:
+                            raise FirewallError("nftables: no ruleset generation in the reply")
+                        return gen
+                    if mseq == seq and mtype == (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_NEWGEN:
+                        gen = _gen_id(data[off + 20 : off + length])
+                    off += (length + 3) & ~3
+
+
+def _gen_id(attrs: bytes) -> int | None:
+    """NFTA_GEN_ID (a big-endian u32) from a NEWGEN message's attributes."""
+    off = 0
+    while off + 4 <= len(attrs):
+        alen, atype = struct.unpack_from("=HH", attrs, off)
+        if alen < 4:
+            return None
+        if atype & 0x3FFF == _NFTA_GEN_ID and alen >= 8:
+            return int(struct.unpack_from(">I", attrs, off + 4)[0])
+        off += (alen + 3) & ~3
+    return None
+
+
+def os_strerror(code: int) -> str:
+    return f"{errno.errorcode.get(code, code)} ({code})"
 
 
 def tool(name: str) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyln.firewall.errors import InvalidFirewallRequest, UnknownBackend
+from pyln.osl import interfaces
+from pyln.osl.interfaces import LinkNotFound
 
 if TYPE_CHECKING:
     from pyln.osl import Namespace
@@ -141,15 +143,20 @@ class Firewall(ABC):
     def flush(self) -> None:
         """Removes everything pyln installed with this backend."""
 
+    def close(self) -> None:
+        """Releases what the backend holds open (sockets in the namespace); the rules
+        stay. The firewall is not used afterwards."""
+        return None  # what a backend holds, its own close() releases
+
     # -- shared helpers ---------------------------------------------------------
 
     def _enable_forwarding(self, rules: NetworkRules) -> None:
-        """IP forwarding, br_netfilter for bridged traffic (icc=False and hairpin replies
-        need it) and route_localnet on the bridge (127.0.0.1:port reaches containers),
-        all in one call into the namespace."""
+        """IP forwarding and br_netfilter for bridged traffic (icc=False and hairpin
+        replies need it), once per firewall and IP family, in one call into the
+        namespace; and route_localnet on the bridge (127.0.0.1:port reaches
+        containers) by netlink, which needs no thread in the namespace."""
         versions = {4} | ({6} if rules.family_subnets(6) else set())
         todo = sorted(versions - self._forwarding)
-        localnet = f"/proc/sys/net/ipv4/conf/{rules.bridge}/route_localnet"  # '.' stays
 
         def body() -> None:
             for v in todo:
@@ -159,13 +166,16 @@ class Firewall(ABC):
                     _write(f"/proc/sys/net/bridge/bridge-nf-call-{name}", "1")
                 except OSError:
                     pass  # no br_netfilter: only icc=False is affected (tests skip it)
-            try:
-                _write(localnet, "1")
-            except OSError:
-                pass  # no such bridge (yet): nothing to route
 
-        self.ns.run(body)
-        self._forwarding.update(todo)
+        if todo:
+            self.ns.run(body)
+            self._forwarding.update(todo)
+        try:
+            interfaces.set_ipv4_devconf(
+                self.ns, rules.bridge, interfaces.IPV4_DEVCONF_ROUTE_LOCALNET, 1
+            )
+        except LinkNotFound:
+            pass  # no such bridge (yet): nothing to route
 
 
 _V6_FORWARDING = "/proc/sys/net/ipv6/conf/all/forwarding"

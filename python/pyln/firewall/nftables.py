@@ -1,7 +1,9 @@
 """The nftables backend: one `inet pyln` table; per-network chains reached through
 verdict maps keyed by bridge name and source subnet; port mappings are elements of
 DNAT maps, so the 200th mapping costs what the first does. Every change is one
-libnftables JSON transaction run in a thread inside the namespace."""
+libnftables JSON transaction run in a thread inside the namespace. What the table
+holds is read back once and then kept, for as long as the kernel's ruleset generation
+shows that no one else changed it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyln.firewall._exec import NftError, nft_json, nft_list
+from pyln.firewall._exec import NftError, NftGeneration, nft_json, nft_list
 from pyln.firewall.api import (
     Firewall,
     IPNetwork,
@@ -19,7 +21,7 @@ from pyln.firewall.api import (
     PortMapping,
     check_network_id,
 )
-from pyln.firewall.errors import FirewallConflict, NetworkNotInstalled
+from pyln.firewall.errors import FirewallConflict, FirewallError, NetworkNotInstalled
 from pyln.osl import Namespace
 
 FAMILY = "inet"
@@ -247,6 +249,50 @@ class NftablesFirewall(Firewall):
     def __init__(self, ns: Namespace) -> None:
         super().__init__(ns)
         self._lock = threading.Lock()
+        self._gen: NftGeneration | None = None
+        # (ruleset generation, the table's state at that generation); under _lock.
+        self._cache: tuple[int, _State] | None = None
+
+    # -- the table's state ----------------------------------------------------------
+
+    def _generation(self) -> int | None:
+        """The ruleset generation, or None if it cannot be read (then nothing is kept)."""
+        try:
+            if self._gen is None:
+                self._gen = NftGeneration(self.ns)
+            return self._gen.read()
+        except (OSError, FirewallError):
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._gen is not None:
+                self._gen.close()
+                self._gen = None
+            self._cache = None
+
+    def _state(self) -> tuple[_State, int | None]:
+        """The table's state and the generation it belongs to: the kept copy if no
+        transaction was committed since, else read from the kernel."""
+        gen = self._generation()
+        if gen is not None and self._cache is not None and self._cache[0] == gen:
+            return self._cache[1], gen
+        self._cache = None
+        st = _read_state(self.ns)
+        if gen is not None and self._generation() == gen:  # nobody changed it meanwhile
+            self._cache = (gen, st)
+            return st, gen
+        return st, None
+
+    def _committed(self, st: _State, gen: int | None) -> None:
+        """Keeps `st` (already updated with our transaction) as the state after it. It
+        is right only if ours was the one transaction since `gen`: were there others,
+        the generation is past gen + 1 and the next _state() reads the table again."""
+        if gen is None:
+            self._cache = None
+            return
+        nxt = (gen + 1) & 0xFFFFFFFF or 1  # the kernel skips 0 when it wraps
+        self._cache = (nxt, st)
 
     # -- networks -----------------------------------------------------------------
 
@@ -254,7 +300,7 @@ class NftablesFirewall(Firewall):
         self._enable_forwarding(rules)
         nid, br = rules.network_id, rules.bridge
         with self._lock:
-            st = _read_state(self.ns)
+            st, gen = self._state()
             owner = st.bridge_owner.get(br)
             if owner is not None and owner != nid:
                 raise FirewallConflict(f"bridge {br} already belongs to network {owner}")
@@ -291,7 +337,23 @@ class NftablesFirewall(Firewall):
                     cmds.append(_elements(f"post{v}", [[_prefix(n), _jump(post)] for n in nets]))
             if not rules.hairpin:
                 cmds.append(_elements("nohairpin", [br]))
+            self._cache = None  # unless the transaction succeeds
             nft_json(self.ns, cmds, f"setting up network {nid}")
+            st.exists = True
+            net = _Net(bridge=br)
+            for v in (4, 6):
+                net.prefixes[v] = [_prefix(n) for n in rules.family_subnets(v)]
+            if old is not None:
+                net.ports = old.ports  # the network's port sets were kept
+                if old.bridge is not None:
+                    st.nohairpin.discard(old.bridge)
+                    if old.bridge != br and st.bridge_owner.get(old.bridge) == nid:
+                        del st.bridge_owner[old.bridge]
+            st.nets[nid] = net
+            st.bridge_owner[br] = nid
+            if not rules.hairpin:
+                st.nohairpin.add(br)
+            self._committed(st, gen)
 
     def _network_rules(self, rules: NetworkRules) -> list[Json]:
         """The network's own chains: who may enter the bridge, leave it, and NAT."""
@@ -334,7 +396,7 @@ class NftablesFirewall(Firewall):
     def remove_network(self, network_id: str) -> None:
         check_network_id(network_id)
         with self._lock:
-            st = _read_state(self.ns)
+            st, gen = self._state()
             net = st.nets.get(network_id)
             if net is None:
                 return
@@ -346,7 +408,14 @@ class NftablesFirewall(Firewall):
                 cmds.append({"delete": {"chain": _obj(name=name)}})
             for v in (4, 6):
                 cmds.append({"delete": {"set": _obj(name=ports_set(network_id, v))}})
+            self._cache = None  # unless the transaction succeeds
             nft_json(self.ns, cmds, f"removing network {network_id}")
+            del st.nets[network_id]
+            if net.bridge is not None:
+                st.nohairpin.discard(net.bridge)
+                if st.bridge_owner.get(net.bridge) == network_id:
+                    del st.bridge_owner[net.bridge]
+            self._committed(st, gen)
 
     # -- port mappings ------------------------------------------------------------
 
@@ -393,9 +462,11 @@ class NftablesFirewall(Firewall):
     # -- whole table --------------------------------------------------------------
 
     def networks(self) -> list[str]:
-        return sorted(_read_state(self.ns).nets)
+        with self._lock:
+            return sorted(self._state()[0].nets)
 
     def flush(self) -> None:
         with self._lock:
             table = {"family": FAMILY, "name": TABLE}
+            self._cache = None
             nft_json(self.ns, [{"add": {"table": table}}, {"delete": {"table": table}}], "flush")

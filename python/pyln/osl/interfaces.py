@@ -14,16 +14,20 @@ import logging
 import os
 import re
 import secrets
+import socket
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
+from pyroute2.netlink import NLM_F_ACK  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl import RTM_NEWLINK  # type: ignore[import-untyped]
 
 from pyln.errors import BadRequest, Forbidden, Internal, NotFound
 from pyln.osl.namespace import Namespace
+from pyln.osl.rtnl import Rtnl
 
 log = logging.getLogger("pyln.osl")
 
@@ -71,9 +75,9 @@ class LinkInfo:
 
 
 @contextmanager
-def ns_netlink(ns: Namespace) -> Iterator[IPRoute]:
-    """The calling thread's IPRoute bound in `ns` (Namespace.netlink caches one per
-    thread, because pyroute2 0.9 ties an IPRoute to the thread that made it)."""
+def ns_netlink(ns: Namespace) -> Iterator[Rtnl]:
+    """The calling thread's rtnetlink client bound in `ns` (Namespace.netlink caches
+    one per thread)."""
     yield ns.netlink()
 
 
@@ -146,7 +150,7 @@ def as_interface(a: IPInterface | str) -> IPInterface:
 # -- lookups ----------------------------------------------------------------------------
 
 
-def _get_link(ipr: IPRoute, name: str) -> Any | None:
+def _get_link(ipr: Rtnl, name: str) -> Any | None:
     """The RTM_NEWLINK message of `name`, or None. A direct RTM_GETLINK by name:
     pyroute2's get_links(ifname=...) dumps every link and filters, O(links)."""
     try:
@@ -158,8 +162,8 @@ def _get_link(ipr: IPRoute, name: str) -> Any | None:
     return msgs[0] if msgs else None
 
 
-def index_of(ipr: IPRoute, ns: Namespace, name: str) -> int:
-    """The ifindex of `name`, through an IPRoute already open in `ns`."""
+def index_of(ipr: Rtnl, ns: Namespace, name: str) -> int:
+    """The ifindex of `name`, through an Rtnl already open in `ns`."""
     msg = _get_link(ipr, name)
     if msg is None:
         raise LinkNotFound(f"no link {name!r} in namespace {ns.path}")
@@ -194,7 +198,7 @@ def link_exists(ns: Namespace, name: str) -> bool:
         return _get_link(ipr, validate_name(name)) is not None
 
 
-def _addresses(ipr: IPRoute, index: int) -> list[IPInterface]:
+def _addresses(ipr: Rtnl, index: int) -> list[IPInterface]:
     out: list[IPInterface] = []
     for a in ipr.get_addr(index=index):
         addr = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
@@ -233,7 +237,7 @@ def link_info(ns: Namespace, name: str) -> LinkInfo:
 # -- configuration ----------------------------------------------------------------------
 
 
-def _add_address(ipr: IPRoute, ns: Namespace, name: str, index: int, a: IPInterface) -> None:
+def _add_address(ipr: Rtnl, ns: Namespace, name: str, index: int, a: IPInterface) -> None:
     """Adds (or refreshes) one address. IPv4 gets its broadcast address as `ip addr add
     ... brd +` would; IPv6 skips duplicate address detection, as libnetwork does, so
     the address is usable at once."""
@@ -254,7 +258,7 @@ def _add_address(ipr: IPRoute, ns: Namespace, name: str, index: int, a: IPInterf
 
 
 def _configure(
-    ipr: IPRoute,
+    ipr: Rtnl,
     ns: Namespace,
     name: str,
     index: int,
@@ -300,6 +304,35 @@ def configure_interface(
             index = index_of(ipr, ns, name)
         _configure(ipr, ns, name, index, addrs, mac, mtu, up)
         return index
+
+
+# struct ipv4_devconf's index of route_localnet (include/uapi/linux/ip.h).
+IPV4_DEVCONF_ROUTE_LOCALNET = 26
+_IFLA_IFNAME = 3
+_IFLA_AF_SPEC = 26
+_IFLA_INET_CONF = 1
+_NLA_F_NESTED = 0x8000
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
+def set_ipv4_devconf(ns: Namespace, name: str, key: int, value: int) -> None:
+    """Sets one IPv4 per-device setting of link `name` (as writing
+    /proc/sys/net/ipv4/conf/<name>/<setting> does), in one netlink request: no thread
+    has to enter `ns` to write its /proc. pyroute2 can only decode these settings,
+    so the request is packed here. LinkNotFound if there is no such link."""
+    validate_name(name)
+    conf = _nla(_IFLA_INET_CONF | _NLA_F_NESTED, _nla(key, struct.pack("=I", value)))
+    spec = _nla(_IFLA_AF_SPEC | _NLA_F_NESTED, _nla(socket.AF_INET | _NLA_F_NESTED, conf))
+    body = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + _nla(_IFLA_IFNAME, name.encode() + b"\0")
+    with ns_netlink(ns) as ipr:
+        try:
+            ipr.raw(RTM_NEWLINK, NLM_F_ACK, body + spec)
+        except NetlinkError as e:
+            what = f"setting IPv4 setting {key} of {name!r} in namespace {ns.path}"
+            raise netlink_error(e, what) from None
 
 
 def create_bridge(
@@ -465,7 +498,7 @@ def _return_link(src: Namespace, name: str, dst: Namespace) -> None:
         os.close(fd)
 
 
-def _delete(ipr: IPRoute, name: str) -> bool:
+def _delete(ipr: Rtnl, name: str) -> bool:
     try:
         ipr.link("del", ifname=name)
     except NetlinkError as e:

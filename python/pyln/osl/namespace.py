@@ -21,6 +21,7 @@ from typing import TypeVar
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from pyln.errors import Forbidden, Internal, NotFound
+from pyln.osl.rtnl import Rtnl
 
 T = TypeVar("T")
 
@@ -99,9 +100,9 @@ class Namespace:
         self.path = Path(path)
         self.owned = owned
         self.inode = os.stat(self.path).st_ino
-        # pyroute2 0.9 binds an IPRoute to the thread that made it: one per thread.
+        # One rtnetlink socket per thread (see netlink()).
         self._local = threading.local()
-        self._all: list[IPRoute] = []
+        self._all: list[Rtnl] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -163,9 +164,8 @@ class Namespace:
 
     def release(self) -> None:
         """Closes the calling thread's cached netlink socket. A thread that used
-        netlink() calls it before it ends: pyroute2 0.9 cannot fully close an IPRoute
-        from another thread."""
-        ipr: IPRoute | None = getattr(self._local, "ipr", None)
+        netlink() calls it before it ends, so that its socket does not wait for close()."""
+        ipr: Rtnl | None = getattr(self._local, "ipr", None)
         if ipr is None:
             return
         self._local.ipr = None
@@ -212,19 +212,22 @@ class Namespace:
         """A socket created inside this namespace."""
         return self.run(socket.socket, family, kind, proto)
 
-    def netlink(self) -> IPRoute:
-        """An IPRoute whose socket lives in this namespace, cached per calling thread
-        (pyroute2 0.9 refuses an IPRoute from a thread other than its creator's)."""
-        ipr: IPRoute | None = getattr(self._local, "ipr", None)
-        if ipr is None:
-            ipr = self.new_netlink()
-            self._local.ipr = ipr
+    def netlink(self) -> Rtnl:
+        """An rtnetlink client whose socket lives in this namespace, cached per calling
+        thread (so that a thread blocked in a slow request, such as a veth deletion
+        waiting on RCU, never holds up another's). See osl/rtnl.py for why it is not
+        pyroute2's IPRoute."""
+        rt: Rtnl | None = getattr(self._local, "ipr", None)
+        if rt is None:
+            rt = Rtnl(self.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
+            self._local.ipr = rt
             with self._lock:
-                self._all.append(ipr)
-        return ipr
+                self._all.append(rt)
+        return rt
 
     def new_netlink(self) -> IPRoute:
-        """A new IPRoute bound in this namespace; the caller closes it."""
+        """A new pyroute2 IPRoute bound in this namespace (its whole API); the caller
+        closes it."""
         sock = self.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
         return IPRoute(fileno=sock.detach())
 

@@ -9,12 +9,12 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from pyln.errors import BadRequest, Forbidden, Internal, NotFound
 from pyln.osl.interfaces import IPAddress, LinkNotFound, index_of, ns_netlink, validate_name
 from pyln.osl.namespace import Namespace
+from pyln.osl.rtnl import Rtnl
 
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
@@ -70,7 +70,7 @@ def _gateway(gateway: IPAddress | str | None, net: IPNetwork) -> IPAddress | Non
     return gw
 
 
-def _oif(ipr: IPRoute, ns: Namespace, dev: str | None) -> int | None:
+def _oif(ipr: Rtnl, ns: Namespace, dev: str | None) -> int | None:
     if dev is None:
         return None
     try:
@@ -104,7 +104,7 @@ def _request(net: IPNetwork, gw: IPAddress | None, oif: int | None) -> dict[str,
     return kw
 
 
-def _dump(ipr: IPRoute, family: int) -> list[tuple[Route, dict[str, Any]]]:
+def _dump(ipr: Rtnl, family: int) -> list[tuple[Route, dict[str, Any]]]:
     """The unicast routes of the main table, each with its raw attributes."""
     names: dict[int, str] = {int(m["index"]): m.get("IFLA_IFNAME") for m in ipr.get_links()}
     out: list[tuple[Route, dict[str, Any]]] = []

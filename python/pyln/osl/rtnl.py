@@ -1,0 +1,272 @@
+"""A synchronous rtnetlink client over a plain socket, with pyroute2's requests.
+
+pyroute2 0.9's IPRoute runs every call through an asyncio loop: ~0.2-0.3 ms per
+request on these machines, against ~0.02 ms for the same message sent on a plain
+socket. `Rtnl` keeps pyroute2's request building (the same keyword arguments, the
+same filters and message classes) and its parser, and does the I/O itself: one
+sendto and the recvs of that one conversation. It is bound to no multicast group
+(no notifications to read and drop) and, unlike IPRoute, may be used from any
+thread (a lock serialises conversations).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pyroute2.iproute.linux import (  # type: ignore[import-untyped]
+    get_arguments_processor,
+    get_dump_filter,
+)
+from pyroute2.netlink import (  # type: ignore[import-untyped]
+    NLM_F_ACK,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+)
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2.netlink.nlsocket import NetlinkRequest  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl import (  # type: ignore[import-untyped]
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELNEIGH,
+    RTM_DELROUTE,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETNEIGH,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWNEIGH,
+    RTM_NEWROUTE,
+)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl.ndmsg import ndmsg  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl.rtmsg import rtmsg  # type: ignore[import-untyped]
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_EXT_ACK = 11
+
+# A dump's datagrams are at most ~32 KiB (the kernel sizes them by the reader's
+# buffer, up to that); one reply to a request is far smaller.
+_RECV_SIZE = 65536
+_REQ = NLM_F_REQUEST | NLM_F_ACK
+_FLAGS = {
+    "dump": NLM_F_REQUEST | NLM_F_DUMP,
+    "get": _REQ,
+    "req": _REQ,
+    "create": _REQ | NLM_F_CREATE | NLM_F_EXCL,
+    "append": _REQ | NLM_F_CREATE | NLM_F_APPEND,
+    "change": _REQ | NLM_F_REPLACE,
+    "replace": _REQ | NLM_F_REPLACE | NLM_F_CREATE,
+}
+
+# (message type, flags mode) per command, as pyroute2's RTNL_API maps them.
+_LINK = {
+    "set": (RTM_NEWLINK, "req"),
+    "add": (RTM_NEWLINK, "create"),
+    "del": (RTM_DELLINK, "req"),
+    "delete": (RTM_DELLINK, "req"),
+    "dump": (RTM_GETLINK, "dump"),
+    "get": (RTM_GETLINK, "get"),
+}
+_ADDR = {
+    "add": (RTM_NEWADDR, "create"),
+    "del": (RTM_DELADDR, "req"),
+    "delete": (RTM_DELADDR, "req"),
+    "replace": (RTM_NEWADDR, "replace"),
+    "dump": (RTM_GETADDR, "dump"),
+}
+_ROUTE = {
+    "add": (RTM_NEWROUTE, "create"),
+    "set": (RTM_NEWROUTE, "replace"),
+    "replace": (RTM_NEWROUTE, "replace"),
+    "change": (RTM_NEWROUTE, "change"),
+    "append": (RTM_NEWROUTE, "append"),
+    "del": (RTM_DELROUTE, "req"),
+    "delete": (RTM_DELROUTE, "req"),
+    "get": (RTM_GETROUTE, "get"),
+    "dump": (RTM_GETROUTE, "dump"),
+}
+_NEIGH = {
+    "add": (RTM_NEWNEIGH, "create"),
+    "set": (RTM_NEWNEIGH, "replace"),
+    "replace": (RTM_NEWNEIGH, "replace"),
+    "change": (RTM_NEWNEIGH, "change"),
+    "del": (RTM_DELNEIGH, "req"),
+    "delete": (RTM_DELNEIGH, "req"),
+    "dump": (RTM_GETNEIGH, "dump"),
+    "get": (RTM_GETNEIGH, "get"),
+}
+
+
+class Rtnl:
+    """An rtnetlink socket with IPRoute's link/addr/route/neigh calls (the subset
+    pyln uses), answered synchronously. The socket stays in the namespace it was
+    created in, whichever thread uses it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.bind((0, 0))
+        try:
+            sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)  # the kernel's error text
+        except OSError:
+            pass
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._marshal = MarshalRtnl()
+
+    @classmethod
+    def open_here(cls) -> Rtnl:
+        """An Rtnl in the calling thread's namespace."""
+        return cls(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    # -- IPRoute's calls ------------------------------------------------------------
+
+    def link(self, command: str, **kw: Any) -> list[Any]:
+        if isinstance(kw.get("match"), str):
+            kw["match"] = {"ifname": kw["match"]}
+        return self._call("link", ifinfmsg, _LINK, command, kw)
+
+    def addr(self, command: str, **kw: Any) -> list[Any]:
+        return self._call("addr", ifaddrmsg, _ADDR, command, kw)
+
+    def route(self, command: str, **kw: Any) -> list[Any]:
+        if command in ("add", "set", "replace", "change", "append"):
+            kw["proto"] = kw.get("proto", "static") or "static"
+            kw["type"] = kw.get("type", "unicast") or "unicast"
+        return self._call("route", rtmsg, _ROUTE, command, kw, {"strict_check": False})
+
+    def neigh(self, command: str, **kw: Any) -> list[Any]:
+        return self._call("neigh", ndmsg, _NEIGH, command, kw)
+
+    def brport(self, command: str, **kw: Any) -> list[Any]:
+        if command != "set":
+            raise TypeError(f"brport {command!r} is not supported here")
+        return self.link("set", kind="bridge_slave", **kw)
+
+    def get_links(self, **kw: Any) -> list[Any]:
+        return self.link("dump", **kw)
+
+    def get_addr(self, family: int = socket.AF_UNSPEC, **kw: Any) -> list[Any]:
+        return self.addr("dump", family=family, match=kw)
+
+    def link_lookup(self, **kw: Any) -> list[int]:
+        try:
+            return [int(m["index"]) for m in self.link("get", **kw)]
+        except NetlinkError:
+            return []
+
+    def raw(self, msg_type: int, flags: int, body: bytes) -> list[Any]:
+        """Sends one request whose body (the family header and attributes) the caller
+        packed, for what pyroute2 cannot encode; returns the parsed replies."""
+        with self._lock:
+            seq = self._next_seq()
+            header = struct.pack("=IHHII", 16 + len(body), msg_type, flags | NLM_F_REQUEST, seq, 0)
+            return self._exchange(seq, header + body)
+
+    # -- the conversation ---------------------------------------------------------------
+
+    def _call(
+        self,
+        mode: str,
+        cls: Callable[[], Any],
+        commands: dict[str, tuple[int, str]],
+        command: str,
+        kw: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        if command == "show":
+            command = "dump"
+        try:
+            msg_type, flags_mode = commands[command]
+        except KeyError:
+            raise TypeError(f"{mode} command {command!r} is not supported") from None
+        dump_filter, kw = get_dump_filter(mode, command, kw, parameters)
+        arguments = get_arguments_processor(mode, command, kw, parameters)
+        msg = cls()
+        # NetlinkRequest's own recipe: header fields first, then fields and NLAs
+        # from the processed arguments.
+        msg["header"]["type"] = msg_type
+        msg["header"]["flags"] = _FLAGS[flags_mode]
+        msg.reset()
+        for field in msg.fields:
+            msg[field[0]] = arguments.get_value(field[0], default=0, mode="field")
+        for key, value in arguments.items():
+            nla = type(msg).name2nla(key)
+            if msg.valid_nla(nla) and value is not None:
+                msg["attrs"].append([nla, value])
+        if "attrs" in arguments:
+            msg["attrs"].extend(arguments["attrs"])
+        replies = self._converse(msg)
+        if dump_filter is None:
+            return replies
+        return [m for m in replies if NetlinkRequest.match_one_message(dump_filter, m)]
+
+    def _converse(self, msg: Any) -> list[Any]:
+        with self._lock:
+            seq = self._next_seq()
+            msg["header"]["sequence_number"] = seq
+            msg["header"]["pid"] = 0
+            msg.encode()
+            return self._exchange(seq, msg.data)
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        return self._seq
+
+    def _exchange(self, seq: int, data: bytes) -> list[Any]:
+        """Sends one request and collects its replies (the caller holds the lock)."""
+        self._sock.sendto(data, (0, 0))
+        return list(self._replies(seq))
+
+    def _replies(self, seq: int) -> Iterator[Any]:
+        error: BaseException | None = None
+        while True:
+            data = self._recv()
+            done = False
+            for m in self._marshal.parse(data):
+                header = m["header"]
+                if header.get("sequence_number") != seq:
+                    continue  # an answer to a conversation an error cut short
+                kind = header.get("type")
+                if kind == NLMSG_ERROR or kind == NLMSG_DONE:
+                    done = True
+                    err = header.get("error")
+                    if err is not None:
+                        error = err
+                    break
+                if header.get("error") is not None:
+                    error = header["error"]
+                    continue
+                yield m
+            if done:
+                break
+        if error is not None:
+            raise error
+
+    def _recv(self) -> bytes:
+        while True:
+            try:
+                return self._sock.recv(_RECV_SIZE)
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    raise NetlinkError(errno.ENOBUFS, "netlink receive buffer overrun") from e
+                raise
