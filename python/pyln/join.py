@@ -24,8 +24,9 @@ def _iface_name(ctrl: Controller, sid: str) -> str:
     left endpoint's link may still be waiting to be deleted)."""
     used = {e["iface_name"] for e in ctrl._endpoints.values() if e["sandbox"] == sid}
     if not ctrl._sandboxes[sid]["config"]["use_host_namespace"]:
-        ns = ctrl._sandbox_ns(sid)
-        used |= {str(link.get("ifname")) for link in ns.netlink().get_links()}
+        from pyln.osl import interfaces
+
+        used |= interfaces.link_names(ctrl._sandbox_ns(sid))
     n = 0
     while f"eth{n}" in used:
         n += 1

@@ -27,7 +27,7 @@ from pyroute2.netlink.rtnl import RTM_NEWLINK  # type: ignore[import-untyped]
 
 from pyln.errors import BadRequest, Forbidden, Internal, NotFound
 from pyln.osl.namespace import Namespace
-from pyln.osl.rtnl import Rtnl
+from pyln.osl.rtnl import LinkBrief, Rtnl, nla
 
 log = logging.getLogger("pyln.osl")
 
@@ -150,24 +150,18 @@ def as_interface(a: IPInterface | str) -> IPInterface:
 # -- lookups ----------------------------------------------------------------------------
 
 
-def _get_link(ipr: Rtnl, name: str) -> Any | None:
-    """The RTM_NEWLINK message of `name`, or None. A direct RTM_GETLINK by name:
-    pyroute2's get_links(ifname=...) dumps every link and filters, O(links)."""
-    try:
-        msgs = ipr.link("get", ifname=name)
-    except NetlinkError as e:
-        if e.code == errno.ENODEV:
-            return None
-        raise
-    return msgs[0] if msgs else None
+def _get_link(ipr: Rtnl, name: str) -> LinkBrief | None:
+    """Link `name`, or None. A direct RTM_GETLINK by name (pyroute2's
+    get_links(ifname=...) dumps every link and filters, O(links)), read briefly."""
+    return ipr.link_brief(name)
 
 
 def index_of(ipr: Rtnl, ns: Namespace, name: str) -> int:
     """The ifindex of `name`, through an Rtnl already open in `ns`."""
-    msg = _get_link(ipr, name)
-    if msg is None:
+    link = _get_link(ipr, name)
+    if link is None:
         raise LinkNotFound(f"no link {name!r} in namespace {ns.path}")
-    return int(msg["index"])
+    return link.index
 
 
 def link_index(ns: Namespace, name: str) -> int:
@@ -176,26 +170,24 @@ def link_index(ns: Namespace, name: str) -> int:
         return index_of(ipr, ns, name)
 
 
-def _kind(msg: Any) -> str | None:
-    info = msg.get("IFLA_LINKINFO")
-    if info is None:
-        return None
-    kind = info.get("IFLA_INFO_KIND")
-    return str(kind) if kind is not None else None
-
-
 def link_kind(ns: Namespace, name: str) -> str | None:
     """The kind of link `name` in `ns` ("bridge", "veth", ...), or None if there is no
     such link (or it has no kind)."""
     with ns_netlink(ns) as ipr:
-        msg = _get_link(ipr, name)
-        return None if msg is None else _kind(msg)
+        link = _get_link(ipr, name)
+        return None if link is None else link.kind
 
 
 def link_exists(ns: Namespace, name: str) -> bool:
     """Whether a link called `name` is in `ns`."""
     with ns_netlink(ns) as ipr:
         return _get_link(ipr, validate_name(name)) is not None
+
+
+def link_names(ns: Namespace) -> set[str]:
+    """The names of every link in `ns`."""
+    with ns_netlink(ns) as ipr:
+        return {link.name for link in ipr.link_briefs() if link.name is not None}
 
 
 def _addresses(ipr: Rtnl, index: int) -> list[IPInterface]:
@@ -211,26 +203,22 @@ def link_info(ns: Namespace, name: str) -> LinkInfo:
     """What the kernel knows of link `name` in `ns`: index, MAC, MTU, state, master,
     kind and every address (link-local ones included)."""
     with ns_netlink(ns) as ipr:
-        msg = _get_link(ipr, validate_name(name))
-        if msg is None:
+        link = _get_link(ipr, validate_name(name))
+        if link is None:
             raise LinkNotFound(f"no link {name!r} in namespace {ns.path}")
-        index = int(msg["index"])
         master: str | None = None
-        master_index = msg.get("IFLA_MASTER")
-        if master_index:
-            try:
-                master = ipr.link("get", index=master_index)[0].get("IFLA_IFNAME")
-            except NetlinkError:
-                master = None  # released meanwhile
+        if link.master:
+            up = ipr.link_brief(index=link.master)
+            master = up.name if up is not None else None  # None: released meanwhile
         return LinkInfo(
-            index=index,
-            name=msg.get("IFLA_IFNAME"),
-            mac=msg.get("IFLA_ADDRESS"),
-            mtu=int(msg.get("IFLA_MTU")),
-            up=bool(msg["flags"] & IFF_UP),
+            index=link.index,
+            name=link.name or name,
+            mac=link.mac,
+            mtu=int(link.mtu or 0),
+            up=bool(link.flags & IFF_UP),
             master=master,
-            kind=_kind(msg),
-            addresses=_addresses(ipr, index),
+            kind=link.kind,
+            addresses=_addresses(ipr, link.index),
         )
 
 
@@ -314,19 +302,15 @@ _IFLA_INET_CONF = 1
 _NLA_F_NESTED = 0x8000
 
 
-def _nla(kind: int, payload: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
-
-
 def set_ipv4_devconf(ns: Namespace, name: str, key: int, value: int) -> None:
     """Sets one IPv4 per-device setting of link `name` (as writing
     /proc/sys/net/ipv4/conf/<name>/<setting> does), in one netlink request: no thread
     has to enter `ns` to write its /proc. pyroute2 can only decode these settings,
     so the request is packed here. LinkNotFound if there is no such link."""
     validate_name(name)
-    conf = _nla(_IFLA_INET_CONF | _NLA_F_NESTED, _nla(key, struct.pack("=I", value)))
-    spec = _nla(_IFLA_AF_SPEC | _NLA_F_NESTED, _nla(socket.AF_INET | _NLA_F_NESTED, conf))
-    body = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + _nla(_IFLA_IFNAME, name.encode() + b"\0")
+    conf = nla(_IFLA_INET_CONF | _NLA_F_NESTED, nla(key, struct.pack("=I", value)))
+    spec = nla(_IFLA_AF_SPEC | _NLA_F_NESTED, nla(socket.AF_INET | _NLA_F_NESTED, conf))
+    body = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + nla(_IFLA_IFNAME, name.encode() + b"\0")
     with ns_netlink(ns) as ipr:
         try:
             ipr.raw(RTM_NEWLINK, NLM_F_ACK, body + spec)
@@ -356,8 +340,8 @@ def create_bridge(
     mtu = _validate_mtu(mtu) if mtu is not None else None
     with ns_netlink(ns) as ipr:
         created = False
-        msg = _get_link(ipr, name)
-        if msg is None:
+        link = _get_link(ipr, name)
+        if link is None:
             kw: dict[str, Any] = {
                 "ifname": name,
                 "kind": "bridge",
@@ -373,16 +357,16 @@ def create_bridge(
                     raise netlink_error(
                         e, f"creating bridge {name!r} in namespace {ns.path}"
                     ) from None
-            msg = _get_link(ipr, name)  # ours, or one created concurrently
-            if msg is None:
+            link = _get_link(ipr, name)  # ours, or one created concurrently
+            if link is None:
                 raise LinkError(f"bridge {name!r} in namespace {ns.path} vanished after creation")
-        kind = _kind(msg)
+        kind = link.kind
         if kind != "bridge":
             raise LinkExists(
                 f"link {name!r} in namespace {ns.path} exists and is a "
                 f"{kind or 'device'}, not a bridge"
             )
-        index = int(msg["index"])
+        index = link.index
         try:
             _configure(ipr, ns, name, index, addrs, mac, mtu, up)
         except BaseException:
@@ -444,11 +428,11 @@ def create_veth(
         finally:
             os.close(fd)
         try:
-            msg = _get_link(ipr, host_name)
-            peer_index = msg.get("IFLA_LINK") if msg is not None else None
-            if msg is None or peer_index is None:
+            link = _get_link(ipr, host_name)
+            peer_index = link.peer if link is not None else None
+            if link is None or peer_index is None:
                 raise LinkError(f"{what}: the new link is not visible")
-            return int(msg["index"]), int(peer_index)
+            return link.index, peer_index
         except BaseException:
             _delete(ipr, host_name)
             raise

@@ -106,7 +106,7 @@ def _request(net: IPNetwork, gw: IPAddress | None, oif: int | None) -> dict[str,
 
 def _dump(ipr: Rtnl, family: int) -> list[tuple[Route, dict[str, Any]]]:
     """The unicast routes of the main table, each with its raw attributes."""
-    names: dict[int, str] = {int(m["index"]): m.get("IFLA_IFNAME") for m in ipr.get_links()}
+    names = {link.index: link.name for link in ipr.link_briefs()}
     out: list[tuple[Route, dict[str, Any]]] = []
     for r in ipr.route("dump", family=family, table=RT_TABLE_MAIN):
         if r["type"] != RTN_UNICAST or r.get("RTA_TABLE", r["table"]) != RT_TABLE_MAIN:
