@@ -277,6 +277,51 @@ def test_typed_errors_leave_no_state(ctrl: pyln.Controller) -> None:
     assert [str(p) for p in pools] == ["10.250.0.0/24"]
 
 
+def test_bridge_name_taken_by_another_link(ctrl: pyln.Controller, world: World) -> None:
+    """A network whose bridge name is a link of another kind fails with LinkExists and
+    leaves no rule, record or link behind; the subnet and name are free again."""
+    world.host.netlink().link("add", ifname="brtaken", kind="veth", peer="brtaken-p")
+    fw = ctrl.driver("bridge").firewall
+    with pytest.raises(interfaces.LinkExists, match="brtaken"):
+        ctrl.new_network(
+            "bridge", "x", ipam_v4=[{"pool": "10.250.0.0/24"}],
+            driver_options={netlabel.BRIDGE_NAME: "brtaken"},
+        )  # fmt: skip
+    assert ctrl.networks() == [] and fw.networks() == []
+    assert interfaces.link_kind(world.host, "brtaken") == "veth"
+    net = ctrl.new_network("bridge", "x", ipam_v4=[{"pool": "10.250.0.0/24"}])
+    assert fw.networks() == [net.id]
+    interfaces.delete_link(world.host, "brtaken")
+
+
+def test_failed_bridge_leaves_no_rules(
+    ctrl: pyln.Controller, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules go in while the bridge is made; if making the bridge fails (here the
+    kernel call is made to fail), they are gone when the error is raised, so a retry on
+    the same subnet works at once."""
+    fw = ctrl.driver("bridge").firewall
+
+    def refuse(*args: object, **kw: object) -> int:
+        raise interfaces.LinkError("injected failure")
+
+    with monkeypatch.context() as m:
+        m.setattr(interfaces, "create_bridge", refuse)
+        with pytest.raises(interfaces.LinkError, match="injected"):
+            ctrl.new_network("bridge", "x", ipam_v4=[{"pool": "10.250.0.0/24"}])
+    assert ctrl.networks() == [] and fw.networks() == []
+    net = ctrl.new_network("bridge", "x", ipam_v4=[{"pool": "10.250.0.0/24"}])
+    assert fw.networks() == [net.id]
+    a, ea = container(ctrl, net, "a")
+    b, eb = container(ctrl, net, "b")
+    srv = Server(Namespace.open(b.key))
+    try:
+        seen = connect(Namespace.open(a.key), str(eb.info().iface.address.ip), srv.port)
+        assert seen == str(ea.info().iface.address.ip)
+    finally:
+        srv.close()
+
+
 def test_null_and_host_drivers(ctrl: pyln.Controller, world: World) -> None:
     null = ctrl.new_network("null", "none")
     sbx = ctrl.new_sandbox("isolated")
