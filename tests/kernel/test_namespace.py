@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pyln.osl import Namespace, NamespaceExists, NamespaceNotFound, is_namespace_mount
+from pyln.osl import (
+    Namespace,
+    NamespaceExists,
+    NamespaceNotFound,
+    NamespaceWorker,
+    is_namespace_mount,
+)
 
 
 def test_create_is_empty_and_isolated(make_ns: Callable[[str], Namespace]) -> None:
@@ -82,3 +90,46 @@ def test_create_twice_and_open(tmp_path: Path) -> None:
 def test_current_cannot_be_deleted() -> None:
     with pytest.raises(Exception, match="not owned"):
         Namespace.current().delete()
+
+
+def test_worker_runs_calls_inside_the_namespace(make_ns: Callable[[str], Namespace]) -> None:
+    ns = make_ns("w")
+    worker = NamespaceWorker(ns)
+    try:
+        # The same long-lived thread, inside the namespace, for every call.
+        ids = {worker.run(threading.get_ident) for _ in range(5)}
+        assert len(ids) == 1 and threading.get_ident() not in ids
+        assert worker.run(ns.holds_this_thread)
+        assert not ns.holds_this_thread()
+        # A process spawned from it starts in the namespace.
+        out = worker.run(
+            lambda: (
+                subprocess.run(
+                    ["cat", "/proc/self/net/dev"], capture_output=True, text=True, check=True
+                ).stdout
+            )
+        )
+        assert "lo:" in out and not any(n in out for n in ("eth0:", "docker0:"))
+        # Errors reach the caller; the thread goes on.
+        with pytest.raises(ZeroDivisionError):
+            worker.run(lambda: 1 // 0)
+        assert worker.run(lambda: 7) == 7
+    finally:
+        worker.close()
+    names = [t.name for t in threading.enumerate()]
+    assert not any(n.startswith("pyln-ns") for n in names)
+    # After close, a call still runs in the namespace (on a new thread).
+    assert worker.run(ns.holds_this_thread)
+    worker.close()
+
+
+def test_worker_runs_inline_for_a_caller_already_there(make_ns: Callable[[str], Namespace]) -> None:
+    ns = make_ns("w2")
+    worker = NamespaceWorker(ns)
+
+    def inside() -> int:
+        return worker.run(threading.get_ident)
+
+    assert ns.run(lambda: inside() == threading.get_ident())
+    assert not any(t.name.startswith("pyln-ns") for t in threading.enumerate())
+    worker.close()

@@ -16,7 +16,11 @@ import threading
 from typing import Any
 
 from pyln.firewall.errors import BackendUnavailable, FirewallError
-from pyln.osl import Namespace
+from pyln.osl import Namespace, NamespaceWorker
+
+# Where a call runs inside a namespace: a fresh thread each time (Namespace) or a
+# long-lived one (NamespaceWorker); both run inline for a caller already there.
+InNamespace = Namespace | NamespaceWorker
 
 NFT_CTX_DEFAULT = 0
 NFT_CTX_OUTPUT_HANDLE = 1 << 3
@@ -82,7 +86,7 @@ def _nft_in_thread(payload: bytes) -> tuple[int, str, str]:
         lib.nft_ctx_free(ctx)
 
 
-def nft_json(ns: Namespace, commands: list[dict[str, Any]], what: str) -> None:
+def nft_json(ns: InNamespace, commands: list[dict[str, Any]], what: str) -> None:
     """Applies `commands` (nft JSON command objects) as one transaction inside `ns`."""
     if not commands:
         return
@@ -92,7 +96,7 @@ def nft_json(ns: Namespace, commands: list[dict[str, Any]], what: str) -> None:
         raise NftError(f"nftables: {what} failed: {err.strip()}", err)
 
 
-def nft_list(ns: Namespace, command: str) -> list[dict[str, Any]] | None:
+def nft_list(ns: InNamespace, command: str) -> list[dict[str, Any]] | None:
     """The JSON objects `nft -j <command>` prints inside `ns` (e.g. "list table inet x"),
     or None if the object does not exist."""
     rc, out, err = ns.run(_nft_in_thread, command.encode())
@@ -187,7 +191,7 @@ def tool(name: str) -> str:
     return path
 
 
-def run_in_ns(ns: Namespace, argv: list[str], stdin: str = "", timeout: float = 60) -> str:
+def run_in_ns(ns: InNamespace, argv: list[str], stdin: str = "", timeout: float = 60) -> str:
     """Runs `argv` inside `ns` and returns its stdout; a non-zero exit raises
     FirewallError with its stderr. The child is spawned from a thread inside `ns` (a
     child starts in its spawning thread's namespaces): no nsenter to exec first, which

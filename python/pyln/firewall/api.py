@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pyln.firewall.errors import InvalidFirewallRequest, UnknownBackend
 from pyln.osl import interfaces
 from pyln.osl.interfaces import LinkNotFound
+from pyln.osl.namespace import NamespaceWorker
 
 if TYPE_CHECKING:
     from pyln.osl import Namespace
@@ -113,6 +114,9 @@ class Firewall(ABC):
 
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
+        # Calls into the namespace (libnftables, the iptables tools, /proc) go through
+        # one thread that entered it once, unless the caller is there already.
+        self.runner = NamespaceWorker(ns)
         # The namespace-wide switches already turned on by this object (IPv4, IPv6):
         # like libnetwork, set once, not on every network create.
         self._forwarding: set[int] = set()
@@ -144,9 +148,9 @@ class Firewall(ABC):
         """Removes everything pyln installed with this backend."""
 
     def close(self) -> None:
-        """Releases what the backend holds open (sockets in the namespace); the rules
-        stay. The firewall is not used afterwards."""
-        return None  # what a backend holds, its own close() releases
+        """Releases what the backend holds open (its thread and sockets in the
+        namespace); the rules stay. The firewall is not used afterwards."""
+        self.runner.close()
 
     # -- shared helpers ---------------------------------------------------------
 
@@ -168,7 +172,7 @@ class Firewall(ABC):
                     pass  # no br_netfilter: only icc=False is affected (tests skip it)
 
         if todo:
-            self.ns.run(body)
+            self.runner.run(body)
             self._forwarding.update(todo)
         try:
             interfaces.set_ipv4_devconf(

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pyln.firewall._exec import run_in_ns, tool
+from pyln.firewall._exec import InNamespace, run_in_ns, tool
 from pyln.firewall.api import Firewall, NetworkRules, PortMapping, check_network_id
 from pyln.firewall.errors import (
     FirewallConflict,
@@ -80,10 +80,10 @@ class _Family:
         self.save = prefix + "-save"
         self.restore = prefix + "-restore"
 
-    def read(self, ns: Namespace) -> dict[str, _Table]:
+    def read(self, ns: InNamespace) -> dict[str, _Table]:
         return _parse_save(run_in_ns(ns, [tool(self.save)]))
 
-    def apply(self, ns: Namespace, tables: dict[str, list[str]], what: str) -> None:
+    def apply(self, ns: InNamespace, tables: dict[str, list[str]], what: str) -> None:
         """Applies per-table command lines as one atomic restore (--noflush)."""
         body: list[str] = []
         for table, lines in tables.items():
@@ -238,7 +238,7 @@ class IptablesFirewall(Firewall):
         for v, fam in self._families.items():
             if v in skip:
                 continue
-            tables = fam.read(self.ns)
+            tables = fam.read(self.runner)
             if self._network_info(tables, network_id) is not None:
                 out[v] = tables
         return out
@@ -246,7 +246,7 @@ class IptablesFirewall(Firewall):
     def networks(self) -> list[str]:
         ids: set[str] = set()
         for fam in self._families.values():
-            for table in fam.read(self.ns).values():
+            for table in fam.read(self.runner).values():
                 for line in table.lines(DOCKER):
                     nid = _comment_id(line)
                     if nid is not None and "-j DOCKER-N-" in line:
@@ -271,8 +271,8 @@ class IptablesFirewall(Firewall):
                             )
                     if not rules.family_subnets(v):
                         if nid in nets:
-                            tables = fam.read(self.ns)
-                            fam.apply(self.ns, self._removal(tables, nid), f"removing {nid}")
+                            tables = fam.read(self.runner)
+                            fam.apply(self.runner, self._removal(tables, nid), f"removing {nid}")
                             nets.pop(nid, None)
                         continue
                     if nid not in nets and skeleton:
@@ -287,12 +287,12 @@ class IptablesFirewall(Firewall):
                                 cmds[tname].append(
                                     f"-I {ch} {pos} {body}" if pos else f"-A {ch} {body}"
                                 )
-                        fam.apply(self.ns, cmds, f"setting up network {nid}")
+                        fam.apply(self.runner, cmds, f"setting up network {nid}")
                     else:
-                        tables = fam.read(self.ns)
+                        tables = fam.read(self.runner)
                         self._index_ports(v, tables)
                         fam.apply(
-                            self.ns, self._setup(tables, rules, v), f"setting up network {nid}"
+                            self.runner, self._setup(tables, rules, v), f"setting up network {nid}"
                         )
                         self._known[v] = (nets, True)
                     nets[nid] = rules.bridge
@@ -305,7 +305,7 @@ class IptablesFirewall(Firewall):
     def _known_state(self, v: int) -> tuple[dict[str, str], bool]:
         """(network id -> bridge, skeleton complete) of family `v`, read once."""
         if v not in self._known:
-            tables = self._families[v].read(self.ns)
+            tables = self._families[v].read(self.runner)
             self._index_ports(v, tables)
             nets: dict[str, str] = {}
             for line in tables.get("filter", _Table()).lines(DOCKER):
@@ -410,7 +410,7 @@ class IptablesFirewall(Firewall):
             try:
                 for v, tables in self._versions_installed(network_id, skip).items():
                     self._families[v].apply(
-                        self.ns,
+                        self.runner,
                         self._removal(tables, network_id),
                         f"removing network {network_id}",
                     )
@@ -458,7 +458,7 @@ class IptablesFirewall(Firewall):
                     for tname, body in _mapping_rules(network_id, bridge, hairpin, m).items():
                         cmds[tname].append(f"-A {chain} {body}")
                 try:
-                    fam.apply(self.ns, cmds, f"adding port mappings to {network_id}")
+                    fam.apply(self.runner, cmds, f"adding port mappings to {network_id}")
                 except FirewallError:
                     self._info_cache.pop((network_id, v), None)
                     self._ports.pop(v, None)
@@ -472,7 +472,7 @@ class IptablesFirewall(Firewall):
 
     def _port_index(self, v: int) -> _PortIndex:
         if v not in self._ports:
-            self._ports[v] = _port_index(self._families[v].read(self.ns).get("nat", _Table()))
+            self._ports[v] = _port_index(self._families[v].read(self.runner).get("nat", _Table()))
         return self._ports[v]
 
     def _cached_info(self, network_id: str, v: int) -> tuple[str, bool] | None:
@@ -480,7 +480,7 @@ class IptablesFirewall(Firewall):
         a mapping is then one restore call, whatever the number of rules installed."""
         key = (network_id, v)
         if key not in self._info_cache:
-            info = self._network_info(self._families[v].read(self.ns), network_id)
+            info = self._network_info(self._families[v].read(self.runner), network_id)
             if info is None:
                 return None
             self._info_cache[key] = info
@@ -494,7 +494,7 @@ class IptablesFirewall(Firewall):
         with self._lock:
             for v, ms in self._by_version(mappings).items():
                 fam = self._families[v]
-                tables = fam.read(self.ns)
+                tables = fam.read(self.runner)
                 info = self._network_info(tables, network_id)
                 if info is None:
                     continue
@@ -506,7 +506,7 @@ class IptablesFirewall(Firewall):
                         n = tables.get(tname, _Table()).lines(chain).count(line)
                         cmds[tname] += ["-D" + line[2:]] * n  # every copy (adds append)
                 try:
-                    fam.apply(self.ns, cmds, f"removing port mappings of {network_id}")
+                    fam.apply(self.runner, cmds, f"removing port mappings of {network_id}")
                 except FirewallError:
                     self._ports.pop(v, None)  # unknown state: re-read on next use
                     raise
@@ -526,7 +526,7 @@ class IptablesFirewall(Firewall):
             self._ports.clear()
             self._known.clear()
             for fam in self._families.values():
-                tables = fam.read(self.ns)
+                tables = fam.read(self.runner)
                 out: dict[str, list[str]] = {}
                 for tname in ("filter", "nat"):
                     t = tables.get(tname, _Table())
@@ -544,4 +544,4 @@ class IptablesFirewall(Firewall):
                     for c in sorted(mine):
                         cmds.append(f"-X {c}")
                     out[tname] = cmds
-                fam.apply(self.ns, out, "flush")
+                fam.apply(self.runner, out, "flush")

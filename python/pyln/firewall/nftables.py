@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyln.firewall._exec import NftError, NftGeneration, nft_json, nft_list
+from pyln.firewall._exec import InNamespace, NftError, NftGeneration, nft_json, nft_list
 from pyln.firewall.api import (
     Firewall,
     IPNetwork,
@@ -209,7 +209,7 @@ def _elem_key(e: Any) -> Any:
     return e
 
 
-def _read_state(ns: Namespace) -> _State:
+def _read_state(ns: InNamespace) -> _State:
     items = nft_list(ns, f"list table {FAMILY} {TABLE}")
     st = _State(exists=items is not None)
     suffix_out, suffix_post = "-out", "-post"
@@ -270,6 +270,7 @@ class NftablesFirewall(Firewall):
                 self._gen.close()
                 self._gen = None
             self._cache = None
+        super().close()
 
     def _state(self) -> tuple[_State, int | None]:
         """The table's state and the generation it belongs to: the kept copy if no
@@ -278,7 +279,7 @@ class NftablesFirewall(Firewall):
         if gen is not None and self._cache is not None and self._cache[0] == gen:
             return self._cache[1], gen
         self._cache = None
-        st = _read_state(self.ns)
+        st = _read_state(self.runner)
         if gen is not None and self._generation() == gen:  # nobody changed it meanwhile
             self._cache = (gen, st)
             return st, gen
@@ -338,7 +339,7 @@ class NftablesFirewall(Firewall):
             if not rules.hairpin:
                 cmds.append(_elements("nohairpin", [br]))
             self._cache = None  # unless the transaction succeeds
-            nft_json(self.ns, cmds, f"setting up network {nid}")
+            nft_json(self.runner, cmds, f"setting up network {nid}")
             st.exists = True
             net = _Net(bridge=br)
             for v in (4, 6):
@@ -409,7 +410,7 @@ class NftablesFirewall(Firewall):
             for v in (4, 6):
                 cmds.append({"delete": {"set": _obj(name=ports_set(network_id, v))}})
             self._cache = None  # unless the transaction succeeds
-            nft_json(self.ns, cmds, f"removing network {network_id}")
+            nft_json(self.runner, cmds, f"removing network {network_id}")
             del st.nets[network_id]
             if net.bridge is not None:
                 st.nohairpin.discard(net.bridge)
@@ -430,7 +431,7 @@ class NftablesFirewall(Firewall):
             cmds.append(_elements(ports_set(network_id, m.version), [_owner_key(m)]))
             cmds += _hostports(m, "add")
         try:
-            nft_json(self.ns, cmds, f"adding port mappings to network {network_id}")
+            nft_json(self.runner, cmds, f"adding port mappings to network {network_id}")
         except NftError as e:
             if "No such file or directory" in e.stderr:
                 raise NetworkNotInstalled(
@@ -453,7 +454,7 @@ class NftablesFirewall(Firewall):
             cmds += _hostports(m, "add")
             cmds += _hostports(m, "delete")
         try:
-            nft_json(self.ns, cmds, f"removing port mappings of network {network_id}")
+            nft_json(self.runner, cmds, f"removing port mappings of network {network_id}")
         except NftError as e:
             if "No such file or directory" in e.stderr:
                 return  # the network (and so its mappings) is gone
@@ -469,4 +470,6 @@ class NftablesFirewall(Firewall):
         with self._lock:
             table = {"family": FAMILY, "name": TABLE}
             self._cache = None
-            nft_json(self.ns, [{"add": {"table": table}}, {"delete": {"table": table}}], "flush")
+            nft_json(
+                self.runner, [{"add": {"table": table}}, {"delete": {"table": table}}], "flush"
+            )

@@ -28,6 +28,7 @@ from pyln.osl.namespace import (
     NamespaceError,
     NamespaceExists,
     NamespaceNotFound,
+    NamespaceWorker,
     is_namespace_mount,
 )
 from pyln.osl.neighbors import (
@@ -60,6 +61,7 @@ __all__ = [
     "NamespaceError",
     "NamespaceExists",
     "NamespaceNotFound",
+    "NamespaceWorker",
     "NeighborError",
     "Route",
     "RouteDeviceNotFound",

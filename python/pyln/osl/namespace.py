@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -192,21 +193,30 @@ class Namespace:
         """Runs `fn(*args)` inside this namespace: in the calling thread if it is
         already there, else in a thread that enters it. Sockets it opens stay in the
         namespace after it returns, and processes it spawns start there."""
-        if _thread_ns_inode() == self.inode:
+        if self.holds_this_thread():
             return fn(*args)
 
         def body() -> T:
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise _oserror("setns into", self.path)
-            finally:
-                os.close(fd)
-            if _thread_ns_inode() != self.inode:
-                raise NamespaceError(f"setns into {self.path} did not take effect")
+            self.enter_this_thread()
             return fn(*args)
 
         return _in_thread(body)
+
+    def holds_this_thread(self) -> bool:
+        """Whether the calling thread is in this namespace."""
+        return _thread_ns_inode() == self.inode
+
+    def enter_this_thread(self) -> None:
+        """Moves the calling thread into this namespace, for good: only for a thread
+        that does nothing else (see run() and NamespaceWorker)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                raise _oserror("setns into", self.path)
+        finally:
+            os.close(fd)
+        if _thread_ns_inode() != self.inode:
+            raise NamespaceError(f"setns into {self.path} did not take effect")
 
     def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
         """A socket created inside this namespace."""
@@ -250,3 +260,46 @@ class Namespace:
                 return f.read().strip()
 
         return self.run(body)
+
+
+class NamespaceWorker:
+    """Runs calls inside a namespace on one long-lived thread that entered it once, for
+    an owner that calls into the namespace often (a firewall). A fresh thread per call
+    (Namespace.run) costs ~0.3-2 ms here, and a process spawned from a fresh thread
+    ~2.5 ms more than from this one. Calls from a thread already in the namespace run
+    inline. The thread holds the namespace until close()."""
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Runs `fn(*args)` inside the namespace and returns its result (or raises)."""
+        if self.ns.holds_this_thread():
+            return fn(*args)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=1,
+                    thread_name_prefix="pyln-ns",
+                    initializer=self.ns.enter_this_thread,
+                )
+            pool = self._pool
+        try:
+            fut = pool.submit(fn, *args)
+        except RuntimeError:  # closed meanwhile
+            return self.ns.run(fn, *args)
+        try:
+            return fut.result()
+        except BrokenExecutor:
+            # The thread could not enter the namespace (fn did not run): a fresh
+            # thread reports why, or does the work.
+            return self.ns.run(fn, *args)
+
+    def close(self) -> None:
+        """Ends the thread (after the calls already submitted)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
