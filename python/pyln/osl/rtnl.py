@@ -318,13 +318,18 @@ class Rtnl:
     def _recv(self) -> bytes:
         while True:
             try:
-                return self._sock.recv(_RECV_SIZE)
+                data, _, flags, _ = self._sock.recvmsg(_RECV_SIZE)
             except InterruptedError:
                 continue
             except OSError as e:
                 if e.errno == errno.ENOBUFS:
                     raise NetlinkError(errno.ENOBUFS, "netlink receive buffer overrun") from e
                 raise
+            if flags & socket.MSG_TRUNC:
+                # Never for rtnetlink's replies (dumps come in datagrams of at most
+                # 32 KiB); a truncated one would be misread, so it is an error.
+                raise NetlinkError(errno.EMSGSIZE, "netlink reply larger than the buffer")
+            return data
 
 
 # -- brief link messages ---------------------------------------------------------------
