@@ -130,11 +130,6 @@ class Rtnl:
         self._seq = 0
         self._marshal = MarshalRtnl()
 
-    @classmethod
-    def open_here(cls) -> Rtnl:
-        """An Rtnl in the calling thread's namespace."""
-        return cls(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
-
     def close(self) -> None:
         self._sock.close()
 
