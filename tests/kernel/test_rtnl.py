@@ -105,3 +105,34 @@ def test_unsupported_calls_say_so(make_ns: MakeNs) -> None:
     rt = make_ns().netlink()
     with pytest.raises(TypeError, match="frobnicate"):
         rt.link("frobnicate", ifname="x")
+
+
+def test_a_dump_cut_short_gives_a_fresh_socket(
+    make_ns: MakeNs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dump whose reading stops part way (here the second datagram is made to fail)
+    leaves the kernel mid-dump; that socket is retired and the next call gets a new
+    one, on which dumps work."""
+    ns = make_ns()
+    rt = ns.netlink()
+    for i in range(150):
+        rt.link("add", ifname=f"rt-br{i}", kind="bridge")
+    real = rt._recv
+    calls = {"n": 0}
+
+    def flaky() -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise InterruptedError("injected")
+        return real()
+
+    monkeypatch.setattr(rt, "_recv", flaky)
+    with pytest.raises(InterruptedError):
+        rt.get_links()
+    assert rt.broken
+    fresh = ns.netlink()
+    assert fresh is not rt and not fresh.broken
+    assert len(fresh.link_briefs()) == 151
+    with pytest.raises(NetlinkError) as e:
+        rt.get_links()  # the retired one refuses plainly
+    assert e.value.code == errno.EBADFD

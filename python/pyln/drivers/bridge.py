@@ -604,9 +604,11 @@ class BridgeDriver(Driver):
         for f, _ in self._fw_pending:
             if f.exception() is not None:
                 log.warning("removing network rules failed: %s", f.exception())
-        self.reaper.close()
-        self.proxy.stop()
-        self.firewall.close()
+        try:
+            self.reaper.close()
+            self.proxy.stop()
+        finally:
+            self.firewall.close()
 
 
 def _mapping_to(m: PortMapping) -> dict[str, Any]:

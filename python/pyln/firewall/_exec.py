@@ -153,6 +153,8 @@ class NftGeneration:
                     if length < 16 or off + length > len(data):
                         raise FirewallError("nftables: malformed generation reply")
                     if mseq == seq and mtype == _NLMSG_ERROR:
+                        if length < 20:
+                            raise FirewallError("nftables: malformed generation reply")
                         code = -struct.unpack_from("=i", data, off + 16)[0]
                         if code:
                             raise FirewallError(

@@ -5,16 +5,20 @@ backend (nftables, iptables), as netavark has."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyln.errors import BadRequest
 from pyln.firewall.errors import InvalidFirewallRequest, UnknownBackend
 from pyln.osl import interfaces
 from pyln.osl.interfaces import LinkNotFound
 from pyln.osl.namespace import NamespaceWorker
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pyln.osl import Namespace
@@ -180,6 +184,9 @@ class Firewall(ABC):
             )
         except LinkNotFound:
             pass  # no such bridge (yet): nothing to route
+        except (interfaces.LinkError, BadRequest) as e:
+            # Only 127.0.0.1:port access depends on it; the rules still go in.
+            log.warning("route_localnet on %s: %s", rules.bridge, e)
 
 
 _V6_FORWARDING = "/proc/sys/net/ipv6/conf/all/forwarding"

@@ -250,6 +250,7 @@ class NftablesFirewall(Firewall):
         super().__init__(ns)
         self._lock = threading.Lock()
         self._gen: NftGeneration | None = None
+        self._closed = False
         # (ruleset generation, the table's state at that generation); under _lock.
         self._cache: tuple[int, _State] | None = None
 
@@ -257,6 +258,8 @@ class NftablesFirewall(Firewall):
 
     def _generation(self) -> int | None:
         """The ruleset generation, or None if it cannot be read (then nothing is kept)."""
+        if self._closed:
+            return None  # nothing is opened in the namespace again
         try:
             if self._gen is None:
                 self._gen = NftGeneration(self.ns)
@@ -266,6 +269,7 @@ class NftablesFirewall(Firewall):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._gen is not None:
                 self._gen.close()
                 self._gen = None
@@ -288,7 +292,9 @@ class NftablesFirewall(Firewall):
     def _committed(self, st: _State, gen: int | None) -> None:
         """Keeps `st` (already updated with our transaction) as the state after it. It
         is right only if ours was the one transaction since `gen`: were there others,
-        the generation is past gen + 1 and the next _state() reads the table again."""
+        the generation is past gen + 1 and the next _state() reads the table again.
+        Only for transactions that change something: the kernel does not count an
+        empty one, and the copy would then pass for the state after the next change."""
         if gen is None:
             self._cache = None
             return
@@ -431,7 +437,8 @@ class NftablesFirewall(Firewall):
             cmds.append(_elements(ports_set(network_id, m.version), [_owner_key(m)]))
             cmds += _hostports(m, "add")
         try:
-            nft_json(self.runner, cmds, f"adding port mappings to network {network_id}")
+            with self._lock:  # not between a remove_network's read and its commit
+                nft_json(self.runner, cmds, f"adding port mappings to network {network_id}")
         except NftError as e:
             if "No such file or directory" in e.stderr:
                 raise NetworkNotInstalled(
@@ -454,7 +461,8 @@ class NftablesFirewall(Firewall):
             cmds += _hostports(m, "add")
             cmds += _hostports(m, "delete")
         try:
-            nft_json(self.runner, cmds, f"removing port mappings of network {network_id}")
+            with self._lock:
+                nft_json(self.runner, cmds, f"removing port mappings of network {network_id}")
         except NftError as e:
             if "No such file or directory" in e.stderr:
                 return  # the network (and so its mappings) is gone

@@ -209,7 +209,10 @@ class Namespace:
     def enter_this_thread(self) -> None:
         """Moves the calling thread into this namespace, for good: only for a thread
         that does nothing else (see run() and NamespaceWorker)."""
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NamespaceNotFound(f"no network namespace is mounted at {self.path}") from None
         try:
             if _libc.setns(fd, CLONE_NEWNET) != 0:
                 raise _oserror("setns into", self.path)
@@ -228,6 +231,11 @@ class Namespace:
         waiting on RCU, never holds up another's). See osl/rtnl.py for why it is not
         pyroute2's IPRoute."""
         rt: Rtnl | None = getattr(self._local, "ipr", None)
+        if rt is not None and rt.broken:  # a conversation was cut short: start afresh
+            with self._lock:
+                if rt in self._all:
+                    self._all.remove(rt)
+            rt = None
         if rt is None:
             rt = Rtnl(self.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
             self._local.ipr = rt
@@ -267,11 +275,13 @@ class NamespaceWorker:
     an owner that calls into the namespace often (a firewall). A fresh thread per call
     (Namespace.run) costs ~0.3-2 ms here, and a process spawned from a fresh thread
     ~2.5 ms more than from this one. Calls from a thread already in the namespace run
-    inline. The thread holds the namespace until close()."""
+    inline. The thread holds the namespace until close(); after close, calls still
+    work, each on a fresh thread (nothing is held open again)."""
 
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
@@ -279,13 +289,18 @@ class NamespaceWorker:
         if self.ns.holds_this_thread():
             return fn(*args)
         with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
+            if self._closed:
+                pool = None
+            elif self._pool is None:
+                pool = self._pool = ThreadPoolExecutor(
                     max_workers=1,
                     thread_name_prefix="pyln-ns",
                     initializer=self.ns.enter_this_thread,
                 )
-            pool = self._pool
+            else:
+                pool = self._pool
+        if pool is None:
+            return self.ns.run(fn, *args)
         try:
             fut = pool.submit(fn, *args)
         except RuntimeError:  # closed meanwhile
@@ -293,13 +308,17 @@ class NamespaceWorker:
         try:
             return fut.result()
         except BrokenExecutor:
-            # The thread could not enter the namespace (fn did not run): a fresh
-            # thread reports why, or does the work.
+            # The thread could not enter the namespace (fn did not run): the next call
+            # tries a new one; this one runs on a fresh thread, which reports why.
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
             return self.ns.run(fn, *args)
 
     def close(self) -> None:
         """Ends the thread (after the calls already submitted)."""
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)

@@ -18,7 +18,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroute2.iproute.linux import (  # type: ignore[import-untyped]
     get_arguments_processor,
@@ -64,6 +64,7 @@ NETLINK_EXT_ACK = 11
 # A dump's datagrams are at most ~32 KiB (the kernel sizes them by the reader's
 # buffer, up to that); one reply to a request is far smaller.
 _RECV_SIZE = 65536
+T = TypeVar("T")
 _REQ = NLM_F_REQUEST | NLM_F_ACK
 _FLAGS = {
     "dump": NLM_F_REQUEST | NLM_F_DUMP,
@@ -120,7 +121,11 @@ class Rtnl:
     created in, whichever thread uses it."""
 
     def __init__(self, sock: socket.socket) -> None:
-        sock.bind((0, 0))
+        try:
+            sock.bind((0, 0))
+        except OSError:
+            sock.close()
+            raise
         try:
             sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)  # the kernel's error text
         except OSError:
@@ -129,9 +134,16 @@ class Rtnl:
         self._lock = threading.Lock()
         self._seq = 0
         self._marshal = MarshalRtnl()
+        # The sequence number of a conversation whose end (ACK, error or DONE) has not
+        # been read. One cut short (a truncated reply, an interrupt) leaves the kernel
+        # mid-dump, refusing the next dump with EBUSY: the socket is then unusable.
+        self._open: int | None = None
+        #: True once a conversation was cut short; Namespace.netlink() replaces it.
+        self.broken = False
 
     def close(self) -> None:
-        self._sock.close()
+        with self._lock:
+            self._sock.close()
 
     # -- IPRoute's calls ------------------------------------------------------------
 
@@ -172,12 +184,14 @@ class Rtnl:
     def raw(self, msg_type: int, flags: int, body: bytes) -> list[bytes]:
         """Sends one request whose body (the family header and attributes) the caller
         packed, for what pyroute2 cannot encode; returns the replies undecoded (each
-        from its netlink header on). NetlinkError if the kernel refuses it."""
+        from its netlink header on). NetlinkError if the kernel refuses it. A request
+        that is not a dump always asks for an ACK: its end must be seen."""
+        if not flags & NLM_F_DUMP:
+            flags |= NLM_F_ACK
         with self._lock:
             seq = self._next_seq()
             header = struct.pack("=IHHII", 16 + len(body), msg_type, flags | NLM_F_REQUEST, seq, 0)
-            self._sock.sendto(header + body, (0, 0))
-            return self._raw_replies(seq)
+            return self._talk(seq, header + body, self._raw_replies)
 
     # -- links, decoded only as far as pyln needs -------------------------------------
 
@@ -252,16 +266,26 @@ class Rtnl:
             msg["header"]["sequence_number"] = seq
             msg["header"]["pid"] = 0
             msg.encode()
-            return self._exchange(seq, msg.data)
+            return self._talk(seq, msg.data, lambda q: list(self._replies(q)))
 
     def _next_seq(self) -> int:
         self._seq = self._seq % 0x7FFFFFFF + 1
         return self._seq
 
-    def _exchange(self, seq: int, data: bytes) -> list[Any]:
-        """Sends one request and collects its replies (the caller holds the lock)."""
-        self._sock.sendto(data, (0, 0))
-        return list(self._replies(seq))
+    def _talk(self, seq: int, data: bytes, read: Callable[[int], list[T]]) -> list[T]:
+        """Sends one request and reads its replies with `read` (the caller holds the
+        lock). If reading stops before the conversation's end, the socket is closed
+        and marked broken rather than left out of step with the kernel."""
+        if self.broken:
+            raise NetlinkError(errno.EBADFD, "netlink socket closed after a broken reply")
+        self._open = seq
+        try:
+            self._sock.sendto(data, (0, 0))
+            return read(seq)
+        finally:
+            if self._open is not None:
+                self.broken = True
+                self._sock.close()
 
     def _replies(self, seq: int) -> Iterator[Any]:
         error: BaseException | None = None
@@ -275,6 +299,7 @@ class Rtnl:
                 kind = header.get("type")
                 if kind == NLMSG_ERROR or kind == NLMSG_DONE:
                     done = True
+                    self._open = None
                     err = header.get("error")
                     if err is not None:
                         error = err
@@ -301,12 +326,13 @@ class Rtnl:
                 off += (length + 3) & ~3
                 if mseq != seq:
                     continue
-                if kind == NLMSG_ERROR:
+                if kind == NLMSG_ERROR or kind == NLMSG_DONE:
+                    # Both end the conversation; both may carry an error code (a
+                    # dump that failed part way ends in a DONE with one).
+                    self._open = None
                     code = -struct.unpack_from("=i", msg, 16)[0] if length >= 20 else 0
-                    if code:
+                    if code > 0:
                         raise NetlinkError(code, os.strerror(code))
-                    return out
-                if kind == NLMSG_DONE:
                     return out
                 out.append(msg)
 
@@ -398,7 +424,7 @@ def _parse_link(msg: bytes) -> LinkBrief | None:
             f["peer"] = _u32(payload)
         elif kind == _IFLA_MASTER:
             f["master"] = _u32(payload)
-        elif kind == _IFLA_ADDRESS and len(payload) == 6:
+        elif kind == _IFLA_ADDRESS and payload:
             f["mac"] = ":".join(f"{x:02x}" for x in payload)
         elif kind == _IFLA_LINKINFO:
             for ik, ip in _attrs(payload, 0, len(payload)):
