@@ -21,7 +21,7 @@ use crate::swim::queue::BroadcastQueue;
 use crate::swim::rng::Rng;
 use crate::swim::{Action, Config as MlConfig, Delegate, Member, Memberlist, SwimError};
 use crate::wire::crypto::Keyring;
-use crate::wire::memberlist::node_state;
+use crate::wire::memberlist::{node_state, Message as MlMessage};
 use crate::wire::networkdb::{self as pb, Decode, Payload};
 
 /// Bytes of the GossipMessage{COMPOUND} wrapper around a gossip packet, and
@@ -800,6 +800,24 @@ impl NdbNode {
     pub fn handle_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) -> Result<bool, SwimError> {
         self.pre();
         let r = self.ml.handle_stream_reply(now, token, data, &mut self.core);
+        self.stream_reply_done(now, token, r)
+    }
+
+    /// [`Self::handle_stream_reply`] with the reply already decoded (`len`: its
+    /// size on the wire): a simulator's warm start decodes its snapshot once.
+    pub fn handle_stream_reply_message(
+        &mut self,
+        now: u64,
+        token: u64,
+        msg: MlMessage,
+        len: usize,
+    ) -> Result<bool, SwimError> {
+        self.pre();
+        let r = self.ml.handle_stream_reply_message(now, token, msg, len, &mut self.core);
+        self.stream_reply_done(now, token, r)
+    }
+
+    fn stream_reply_done(&mut self, now: u64, token: u64, r: Result<bool, SwimError>) -> Result<bool, SwimError> {
         let ok = matches!(r, Ok(true));
         if let Some(kind) = self.joins.remove(&token) {
             match kind {
