@@ -593,6 +593,13 @@ impl Runner {
             return Err(ParamError("needs at least 2 nodes".into()));
         }
         let started = Instant::now();
+        // networkdb numbers nodes with process-wide ids in order of first
+        // sight (intern::node_id): registering the names here, in node order
+        // and before the nodes are built on several threads, gives every node
+        // the same order of its peers in every run of a fresh process.
+        for i in 0..p.nodes {
+            crate::intern::node_id(&format!("n{i}"));
+        }
         let rss0 = rss_bytes();
         let mut rng = Rng::new(p.seed ^ 0x0513_u64);
         let node_nets = pick_networks(&p, &mut rng);
