@@ -764,7 +764,8 @@ impl NdbNode {
             match o {
                 Out::Udp { to, data } => {
                     self.core.counters.messages_out += 1;
-                    self.ml.send_best_effort_to(self.core.db.name_of(to), &data);
+                    // networkdb's node ids are memberlist's (process-wide).
+                    self.ml.send_best_effort_to_id(to, &data);
                 }
                 Out::Tcp { to, data } => {
                     self.core.counters.messages_out += 1;
