@@ -123,6 +123,11 @@ mod node_ids {
         Some(unsafe { &*seg.add(off) })
     }
 
+    /// How many ids have been handed out.
+    pub fn count() -> u32 {
+        COUNT.load(Ordering::Relaxed)
+    }
+
     /// The name of an id handed out by [`id`]; `None` for any other.
     pub fn name(id: u32) -> Option<&'static str> {
         let p = slot(id)?.load(Ordering::Acquire);
@@ -173,6 +178,23 @@ mod node_ids {
 }
 
 pub use node_ids::{find as find_node_id, id as node_id, name as node_name};
+
+/// Makes `v[id]` exist in `v`, a vector indexed by process-wide node id, filling
+/// new slots with `fill`. Room is made at once for every id the process has
+/// handed out: such a vector ends up about that long in a cluster whose names
+/// the process knows, and one allocation replaces the dozens of copies that
+/// growing by an eighth took while a node learnt N members one by one.
+pub fn grow_for_id<T: Clone>(v: &mut Vec<T>, id: u32, fill: T) {
+    let i = id as usize;
+    if v.len() > i {
+        return;
+    }
+    let want = (i + 1).max(node_ids::count() as usize);
+    if v.capacity() < want {
+        v.reserve_exact(want - v.len());
+    }
+    v.resize(i + 1, fill);
+}
 
 /// Makes room for `additional` more elements growing by an eighth, not by
 /// doubling: the per-member vectors of a simulated node hold N elements each,

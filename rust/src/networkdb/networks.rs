@@ -119,11 +119,7 @@ impl AttachMap {
 
     fn insert(&mut self, node: NodeId, nid: NetId, a: Attachment) {
         let i = node as usize;
-        if self.first.len() <= i {
-            let more = i + 1 - self.first.len();
-            crate::intern::reserve_gently(&mut self.first, more);
-            self.first.resize(i + 1, None);
-        }
+        crate::intern::grow_for_id(&mut self.first, node, None);
         let slot = &mut self.first[i];
         match slot {
             None => *slot = Some((nid, a)),

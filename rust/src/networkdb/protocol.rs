@@ -197,11 +197,7 @@ impl AddrBook {
             self.remove(o);
         }
         let i = id as usize;
-        if self.addrs.len() <= i {
-            let more = i + 1 - self.addrs.len();
-            crate::intern::reserve_gently(&mut self.addrs, more);
-            self.addrs.resize(i + 1, 0);
-        }
+        crate::intern::grow_for_id(&mut self.addrs, id, 0);
         self.addrs[i] = match a {
             SocketAddr::V4(v4) => V4_TAG | u64::from(u32::from(*v4.ip())) << 16 | u64::from(v4.port()),
             SocketAddr::V6(_) => {

@@ -151,13 +151,9 @@ impl NameIndex {
 
     /// Indexes `nodes[i]`.
     fn insert(&mut self, nodes: &[Node], i: usize) {
-        let id = nodes[i].id as usize;
-        if self.0.len() <= id {
-            let more = id + 1 - self.0.len();
-            crate::intern::reserve_gently(&mut self.0, more);
-            self.0.resize(id + 1, NO_POS);
-        }
-        self.0[id] = i as u32;
+        let id = nodes[i].id;
+        crate::intern::grow_for_id(&mut self.0, id, NO_POS);
+        self.0[id as usize] = i as u32;
     }
 
     /// `nodes[from]` is about to move to position `to`.
@@ -784,6 +780,11 @@ impl Memberlist {
     }
 
     fn merge_state(&mut self, now: u64, nodes: Vec<PushNodeState>, d: &mut impl Delegate) {
+        // A node joining a large cluster learns it here: room for it at once
+        // rather than growing by an eighth per new member.
+        if self.nodes.capacity() < nodes.len() {
+            self.nodes.reserve_exact(nodes.len() - self.nodes.len());
+        }
         for r in nodes {
             match r.state {
                 node_state::ALIVE => {
