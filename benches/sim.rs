@@ -3,19 +3,23 @@
 //! parameters and prints wall time, events per second and memory. Other
 //! parameters: SIM_PARAMS="scenario=split-brain,loss=0.02".
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
+use mimalloc::MiMalloc;
+
 /// Counts live heap bytes, so that memory per node is measured exactly (RSS
-/// also holds freed memory the allocator keeps).
+/// also holds freed memory the allocator keeps). It wraps mimalloc, the
+/// allocator of the Python extension (`pyln sim`), so that both measure the same.
 struct Counting;
+static INNER: MiMalloc = MiMalloc;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(l) };
+        let p = unsafe { INNER.alloc(l) };
         if !p.is_null() {
             let now = LIVE.fetch_add(l.size(), Relaxed) + l.size();
             PEAK.fetch_max(now, Relaxed);
@@ -23,11 +27,11 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) };
+        unsafe { INNER.dealloc(p, l) };
         LIVE.fetch_sub(l.size(), Relaxed);
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, l, new) };
+        let q = unsafe { INNER.realloc(p, l, new) };
         if !q.is_null() {
             let now = if new >= l.size() {
                 LIVE.fetch_add(new - l.size(), Relaxed) + new - l.size()
@@ -43,9 +47,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+extern "C" {
+    /// mimalloc's option setter (in its C library, linked with the allocator).
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
 use pyln_core::sim::scenario::{rss_bytes, Params, Runner, Value};
 
 fn main() {
+    // As `pyln sim` does (rust/src/py.rs, keep_freed_pages): mimalloc keeps
+    // freed pages (mi_option_purge_delay = -1) instead of purging them and
+    // faulting them back in.
+    // SAFETY: a plain setter of a global option.
+    unsafe { mi_option_set(15, -1) };
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -91,6 +91,7 @@ pub struct PySimulation {
 impl PySimulation {
     #[new]
     fn new(py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Self> {
+        crate::py::keep_freed_pages();
         let mut p = Params::default();
         for (k, v) in params.iter() {
             let key: String = k.extract()?;

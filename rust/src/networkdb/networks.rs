@@ -89,6 +89,106 @@ pub fn reap_time(t: u64) -> Option<NonZeroU64> {
     NonZeroU64::new(t.max(1))
 }
 
+/// (Peer, network) → attachment. A peer's attachment with the smallest
+/// network id sits in a vector slot indexed by the peer's node id (ids are
+/// dense); its other attachments, if any, in a side B-tree. In a cluster of
+/// one network that is 32 bytes per peer, where one B-tree of all of them
+/// cost ~60 (half-full leaves of 32-byte elements, plus inner nodes).
+#[derive(Debug, Clone, Default)]
+struct AttachMap {
+    first: Vec<Option<(NetId, Attachment)>>,
+    more: BTreeMap<(NodeId, NetId), Attachment>,
+}
+
+impl AttachMap {
+    fn get(&self, node: NodeId, nid: NetId) -> Option<&Attachment> {
+        match self.first.get(node as usize)? {
+            Some((n, a)) if *n == nid => Some(a),
+            Some((n, _)) if *n < nid => self.more.get(&(node, nid)),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, node: NodeId, nid: NetId) -> Option<&mut Attachment> {
+        match self.first.get_mut(node as usize)? {
+            Some((n, a)) if *n == nid => Some(a),
+            Some((n, _)) if *n < nid => self.more.get_mut(&(node, nid)),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, node: NodeId, nid: NetId, a: Attachment) {
+        let i = node as usize;
+        crate::intern::grow_for_id(&mut self.first, node, None);
+        let slot = &mut self.first[i];
+        match slot {
+            None => *slot = Some((nid, a)),
+            Some((n, old)) if *n == nid => *old = a,
+            Some((n, _)) if *n < nid => {
+                self.more.insert((node, nid), a);
+            }
+            Some(_) => {
+                // The new one has the smallest id: it takes the slot.
+                if let Some((n, old)) = slot.replace((nid, a)) {
+                    self.more.insert((node, n), old);
+                }
+            }
+        }
+    }
+
+    /// After the slot of `node` was emptied: its next attachment moves in.
+    fn promote(&mut self, node: NodeId) {
+        let next = self.more.range((node, 0)..=(node, NetId::MAX)).next().map(|(&k, _)| k);
+        if let Some(k) = next {
+            if let (Some(a), Some(slot)) = (self.more.remove(&k), self.first.get_mut(node as usize)) {
+                *slot = Some((k.1, a));
+            }
+        }
+    }
+
+    fn remove(&mut self, node: NodeId, nid: NetId) {
+        let Some(slot) = self.first.get_mut(node as usize) else { return };
+        match slot {
+            Some((n, _)) if *n == nid => {
+                *slot = None;
+                self.promote(node);
+            }
+            Some(_) => {
+                self.more.remove(&(node, nid));
+            }
+            None => {}
+        }
+    }
+
+    /// A peer's attachments, by network id.
+    fn of(&self, node: NodeId) -> impl Iterator<Item = (NetId, &Attachment)> {
+        self.first
+            .get(node as usize)
+            .and_then(Option::as_ref)
+            .map(|(n, a)| (*n, a))
+            .into_iter()
+            .chain(self.more.range((node, 0)..=(node, NetId::MAX)).map(|(&(_, n), a)| (n, a)))
+    }
+
+    /// All attachments, by (node id, network id).
+    fn iter(&self) -> impl Iterator<Item = (NodeId, NetId, &Attachment)> {
+        (0..self.first.len() as NodeId).flat_map(move |node| self.of(node).map(move |(n, a)| (node, n, a)))
+    }
+
+    /// Keeps the attachments for which `keep` holds (called once for each).
+    fn retain(&mut self, mut keep: impl FnMut(&Attachment) -> bool) {
+        self.more.retain(|_, a| keep(a));
+        for i in 0..self.first.len() {
+            if let Some((_, a)) = &self.first[i] {
+                if !keep(a) {
+                    self.first[i] = None;
+                    self.promote(i as NodeId);
+                }
+            }
+        }
+    }
+}
+
 /// Own and peer attachments, the gossip peer lists, and the network clock.
 #[derive(Debug, Clone)]
 pub struct Networks {
@@ -97,9 +197,9 @@ pub struct Networks {
     reap_interval: u64,
     own: BTreeMap<NetId, OwnAttachment>,
     /// (Peer, network) → attachment. A failed peer's attachments are kept.
-    /// One flat map: a map per peer would cost a B-tree node (~400 bytes)
-    /// for each peer's usually single attachment.
-    attachments: BTreeMap<(NodeId, NetId), Attachment>,
+    /// One map for all peers: a map per peer would cost a B-tree node (~400
+    /// bytes) for each peer's usually single attachment.
+    attachments: AttachMap,
     /// Network → active peers with a non-leaving attachment (not this node),
     /// sorted: a vector, so that gossip picks random peers in O(1).
     peers: BTreeMap<NetId, Vec<NodeId>>,
@@ -113,7 +213,7 @@ impl Networks {
             nets: Interner::new(),
             reap_interval,
             own: BTreeMap::new(),
-            attachments: BTreeMap::new(),
+            attachments: AttachMap::default(),
             peers: BTreeMap::new(),
         }
     }
@@ -242,7 +342,7 @@ impl Networks {
             .filter(|nid| self.attachment_of(node, *nid).is_some());
         if let Some(nid) = known {
             let reap_interval = self.reap_interval;
-            let a = self.attachments.get_mut(&(node, nid)).expect("attachment exists");
+            let Some(a) = self.attachments.get_mut(node, nid) else { return NetworkVerdict::Stale };
             if a.ltime >= ltime {
                 return NetworkVerdict::Stale;
             }
@@ -267,7 +367,8 @@ impl Networks {
         }
         let nid = self.nets.intern(network_id);
         self.attachments.insert(
-            (node, nid),
+            node,
+            nid,
             Attachment {
                 ltime,
                 leaving: false,
@@ -292,16 +393,12 @@ impl Networks {
 
     /// A peer's attachments, leaving ones included.
     pub fn attachments_of(&self, node: NodeId) -> impl Iterator<Item = (&str, &Attachment)> {
-        self.attachments
-            .range((node, 0)..=(node, NetId::MAX))
-            .map(move |(&(_, nid), a)| (self.nets.name(nid), a))
+        self.attachments.of(node).map(move |(nid, a)| (self.nets.name(nid), a))
     }
 
     /// All peer attachments, leaving ones included: (node, network, attachment).
     pub fn all_attachments(&self) -> impl Iterator<Item = (NodeId, &str, &Attachment)> {
-        self.attachments
-            .iter()
-            .map(move |(&(node, nid), a)| (node, self.nets.name(nid), a))
+        self.attachments.iter().map(move |(node, nid, a)| (node, self.nets.name(nid), a))
     }
 
     /// The active peers with a non-leaving attachment to the network, by id
@@ -330,7 +427,7 @@ impl Networks {
     pub fn common_networks(&self, node: NodeId) -> Vec<&str> {
         self.own
             .keys()
-            .filter(|&&nid| self.attachments.get(&(node, nid)).is_some_and(|a| !a.leaving))
+            .filter(|&&nid| self.attachments.get(node, nid).is_some_and(|a| !a.leaving))
             .map(|&nid| self.nets.name(nid))
             .collect()
     }
@@ -338,7 +435,7 @@ impl Networks {
     /// The peer failed: it stops being a gossip peer of its networks, but its
     /// attachments are remembered for [`Self::restore_node`].
     pub fn suspend_node(&mut self, node: NodeId) {
-        let nids: Vec<NetId> = self.attachments_range(node).map(|(&(_, nid), _)| nid).collect();
+        let nids: Vec<NetId> = self.attachments.of(node).map(|(nid, _)| nid).collect();
         for nid in nids {
             self.unpeer(nid, node);
         }
@@ -348,7 +445,7 @@ impl Networks {
     /// non-leaving attachment to.
     pub fn restore_node(&mut self, node: NodeId) {
         let nids: Vec<NetId> =
-            self.attachments_range(node).filter(|(_, a)| !a.leaving).map(|(&(_, nid), _)| nid).collect();
+            self.attachments.of(node).filter(|(_, a)| !a.leaving).map(|(nid, _)| nid).collect();
         for nid in nids {
             self.peer(nid, node);
         }
@@ -357,9 +454,9 @@ impl Networks {
     /// The peer is gone for good: forget its attachments.
     pub fn forget_node(&mut self, node: NodeId) {
         self.suspend_node(node);
-        let keys: Vec<(NodeId, NetId)> = self.attachments_range(node).map(|(&k, _)| k).collect();
-        for k in keys {
-            self.attachments.remove(&k);
+        let nids: Vec<NetId> = self.attachments.of(node).map(|(nid, _)| nid).collect();
+        for nid in nids {
+            self.attachments.remove(node, nid);
         }
     }
 
@@ -372,7 +469,7 @@ impl Networks {
         let due = |a: Option<NonZeroU64>| due(a.map(NonZeroU64::get));
         let own = before - self.own.len();
         let mut peers = 0;
-        self.attachments.retain(|_, a| {
+        self.attachments.retain(|a| {
             let drop = a.leaving && due(a.reap_at);
             peers += drop as usize;
             !drop
@@ -386,11 +483,7 @@ impl Networks {
     }
 
     fn attachment_of(&self, node: NodeId, nid: NetId) -> Option<&Attachment> {
-        self.attachments.get(&(node, nid))
-    }
-
-    fn attachments_range(&self, node: NodeId) -> impl Iterator<Item = (&(NodeId, NetId), &Attachment)> {
-        self.attachments.range((node, 0)..=(node, NetId::MAX))
+        self.attachments.get(node, nid)
     }
 
     fn peer(&mut self, nid: NetId, node: NodeId) {
@@ -508,6 +601,32 @@ mod tests {
         assert_eq!(n.attachments_of(7).count(), 0);
         assert_eq!(n.all_attachments().count(), 1);
         assert!(n.common_networks(7).is_empty());
+    }
+
+    #[test]
+    fn attach_map_keeps_order_and_promotes() {
+        let at = |ltime| Attachment { ltime, leaving: false, reap_at: None };
+        assert_eq!(std::mem::size_of::<Option<(NetId, Attachment)>>(), 32);
+        let mut m = AttachMap::default();
+        m.insert(3, 5, at(1));
+        m.insert(3, 2, at(2)); // smaller id: takes the slot
+        m.insert(3, 9, at(3));
+        m.insert(1, 7, at(4));
+        let all: Vec<(NodeId, NetId, u64)> = m.iter().map(|(n, k, a)| (n, k, a.ltime)).collect();
+        assert_eq!(all, [(1, 7, 4), (3, 2, 2), (3, 5, 1), (3, 9, 3)]);
+        assert_eq!(m.get(3, 5).map(|a| a.ltime), Some(1));
+        assert!(m.get(3, 4).is_none() && m.get(2, 7).is_none() && m.get(9, 1).is_none());
+        m.remove(3, 2);
+        assert_eq!(m.of(3).map(|(k, _)| k).collect::<Vec<_>>(), [5, 9]);
+        m.retain(|a| a.ltime != 1);
+        assert_eq!(m.of(3).map(|(k, _)| k).collect::<Vec<_>>(), [9]);
+        if let Some(a) = m.get_mut(3, 9) {
+            a.ltime = 30;
+        }
+        assert_eq!(m.get(3, 9).map(|a| a.ltime), Some(30));
+        m.remove(3, 9);
+        m.remove(1, 7);
+        assert_eq!(m.iter().count(), 0);
     }
 
     #[test]

@@ -84,11 +84,7 @@ impl Nodes {
             return Transition::Unchanged;
         }
         let i = id as usize;
-        if self.map.len() <= i {
-            let more = i + 1 - self.map.len();
-            crate::intern::reserve_gently(&mut self.map, more);
-            self.map.resize(i + 1, None);
-        }
+        crate::intern::grow_for_id(&mut self.map, id, None);
         self.map[i] = Some(NodeRecord {
             state: NodeState::Active,
             ltime: 0,

@@ -21,7 +21,7 @@ use crate::swim::queue::BroadcastQueue;
 use crate::swim::rng::Rng;
 use crate::swim::{Action, Config as MlConfig, Delegate, Member, Memberlist, SwimError};
 use crate::wire::crypto::Keyring;
-use crate::wire::memberlist::node_state;
+use crate::wire::memberlist::{node_state, Message as MlMessage};
 use crate::wire::networkdb::{self as pb, Decode, Payload};
 
 /// Bytes of the GossipMessage{COMPOUND} wrapper around a gossip packet, and
@@ -197,11 +197,7 @@ impl AddrBook {
             self.remove(o);
         }
         let i = id as usize;
-        if self.addrs.len() <= i {
-            let more = i + 1 - self.addrs.len();
-            crate::intern::reserve_gently(&mut self.addrs, more);
-            self.addrs.resize(i + 1, 0);
-        }
+        crate::intern::grow_for_id(&mut self.addrs, id, 0);
         self.addrs[i] = match a {
             SocketAddr::V4(v4) => V4_TAG | u64::from(u32::from(*v4.ip())) << 16 | u64::from(v4.port()),
             SocketAddr::V6(_) => {
@@ -764,7 +760,8 @@ impl NdbNode {
             match o {
                 Out::Udp { to, data } => {
                     self.core.counters.messages_out += 1;
-                    self.ml.send_best_effort_to(self.core.db.name_of(to), &data);
+                    // networkdb's node ids are memberlist's (process-wide).
+                    self.ml.send_best_effort_to_id(to, &data);
                 }
                 Out::Tcp { to, data } => {
                     self.core.counters.messages_out += 1;
@@ -800,6 +797,24 @@ impl NdbNode {
     pub fn handle_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) -> Result<bool, SwimError> {
         self.pre();
         let r = self.ml.handle_stream_reply(now, token, data, &mut self.core);
+        self.stream_reply_done(now, token, r)
+    }
+
+    /// [`Self::handle_stream_reply`] with the reply already decoded (`len`: its
+    /// size on the wire): a simulator's warm start decodes its snapshot once.
+    pub fn handle_stream_reply_message(
+        &mut self,
+        now: u64,
+        token: u64,
+        msg: MlMessage,
+        len: usize,
+    ) -> Result<bool, SwimError> {
+        self.pre();
+        let r = self.ml.handle_stream_reply_message(now, token, msg, len, &mut self.core);
+        self.stream_reply_done(now, token, r)
+    }
+
+    fn stream_reply_done(&mut self, now: u64, token: u64, r: Result<bool, SwimError>) -> Result<bool, SwimError> {
         let ok = matches!(r, Ok(true));
         if let Some(kind) = self.joins.remove(&token) {
             match kind {

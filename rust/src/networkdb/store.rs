@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use super::clock::LamportClock;
 use super::events::{TableEvent, TableEventType, WatchEvent, WatchOp};
-use super::names::Interner;
+use super::names::{Interner, NodeNames};
 use super::SECOND;
 
 type KeyBuild = crate::fasthash::FastBuild;
@@ -378,7 +378,7 @@ type OwnerIndex = BTreeMap<(NodeId, NetId), BTreeSet<(TableId, Key)>>;
 /// Entries, indexes, the table clock and the set of suspended owners.
 #[derive(Debug, Clone)]
 pub struct TableStore {
-    nodes: Interner,
+    nodes: NodeNames,
     tables: Interner,
     nets: Interner,
     clock: LamportClock,
@@ -394,7 +394,7 @@ impl TableStore {
     /// An empty store whose tombstones live `reap_interval` µs.
     pub fn new(reap_interval: u64) -> Self {
         Self {
-            nodes: Interner::new(),
+            nodes: NodeNames::new(),
             tables: Interner::new(),
             nets: Interner::new(),
             clock: LamportClock::new(),

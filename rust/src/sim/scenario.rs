@@ -593,6 +593,13 @@ impl Runner {
             return Err(ParamError("needs at least 2 nodes".into()));
         }
         let started = Instant::now();
+        // networkdb numbers nodes with process-wide ids in order of first
+        // sight (intern::node_id): registering the names here, in node order
+        // and before the nodes are built on several threads, gives every node
+        // the same order of its peers in every run of a fresh process.
+        for i in 0..p.nodes {
+            crate::intern::node_id(&format!("n{i}"));
+        }
         let rss0 = rss_bytes();
         let mut rng = Rng::new(p.seed ^ 0x0513_u64);
         let node_nets = pick_networks(&p, &mut rng);
@@ -713,14 +720,14 @@ impl Runner {
             node_name: "n0".into(),
         };
         let user_state = push_pull_to_wire(&user).encode_gossip();
-        let snap = encode_stream(
-            &Message::PushPull(PushPull {
-                join: false,
-                nodes,
-                user_state,
-            }),
-            false,
-        );
+        let snap = Message::PushPull(PushPull {
+            join: false,
+            nodes,
+            user_state,
+        });
+        // Its size on the wire, for the machines' byte counters; the nodes get
+        // it decoded (the same message each would decode from those bytes).
+        let snap_len = encode_stream(&snap, false).len();
         let boot = self.bootstrap_nodes.clone();
         // Each node is built from its own seed and the same snapshot, so the
         // nodes are built on all cores (merging the N-member state is O(N) per
@@ -736,9 +743,17 @@ impl Runner {
             }
             let tokens = ndb.join(0, &boot);
             let _ = ndb.take_actions();
+            // The broadcasts the merge would queue are discarded below: not
+            // building them at all is the same state, sooner.
+            ndb.ml.mute_broadcasts(true);
             for (k, t) in tokens.into_iter().enumerate() {
-                let _ = ndb.handle_stream_reply(0, t, (k == 0).then_some(&snap[..]));
+                let _ = if k == 0 {
+                    ndb.handle_stream_reply_message(0, t, snap.clone(), snap_len)
+                } else {
+                    ndb.handle_stream_reply(0, t, None)
+                };
             }
+            ndb.ml.mute_broadcasts(false);
             ndb.discard_broadcasts();
             ndb
         };

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use super::config::Config;
 use super::delegate::{Delegate, Member};
@@ -96,12 +95,12 @@ impl PackedAddr {
     }
 }
 
-/// One member: 72 bytes. The name is the process-wide shared copy
-/// (`intern::shared_str`), the meta a boxed slice (usually empty: no
-/// allocation), the address packed.
+/// One member: 64 bytes. The name is a process-wide node id
+/// (`intern::node_id`, 4 bytes; the text is held once in the process), the
+/// meta a boxed slice (usually empty: no allocation), the address packed.
 #[derive(Debug, Clone)]
 struct Node {
-    name: Arc<str>,
+    id: u32,
     addr: PackedAddr,
     meta: Box<[u8]>,
     incarnation: u32,
@@ -111,6 +110,10 @@ struct Node {
 }
 
 impl Node {
+    fn name(&self) -> &'static str {
+        // Every id in a record came from intern::node_id, which never forgets.
+        crate::intern::node_name(self.id).unwrap_or_default()
+    }
     fn dead_or_left(&self) -> bool {
         self.state == node_state::DEAD || self.state == node_state::LEFT
     }
@@ -119,7 +122,7 @@ impl Node {
     }
     fn member(&self) -> Member {
         Member {
-            name: self.name.to_string(),
+            name: self.name().to_string(),
             addr: self.addr.get(),
             meta: self.meta.to_vec(),
             state: self.state,
@@ -128,41 +131,40 @@ impl Node {
     }
 }
 
-/// Name → position in `nodes`. It holds positions only and reads names from
-/// `nodes`, so a member's name is stored once (a `HashMap<String, usize>`
-/// held a second copy and cost ~80 bytes per member).
+/// Position in `nodes` by process-wide node id (`intern::node_id`): 4 bytes
+/// per id. A hash table of positions keyed by name cost ~6 bytes a member and
+/// two cache misses per lookup (its slot, then the record's name); networkdb
+/// knows its peers' ids and sends by id without hashing at all.
 #[derive(Default)]
-struct NameIndex(hashbrown::HashTable<u32>);
+struct NameIndex(Vec<u32>);
 
-fn name_hash(s: &str) -> u64 {
-    // FNV-1a, then a final mix: names are short, and the table needs no
-    // protection against chosen collisions beyond what memberlist has.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
-}
+const NO_POS: u32 = u32::MAX;
 
 impl NameIndex {
-    fn get(&self, nodes: &[Node], name: &str) -> Option<usize> {
-        self.0.find(name_hash(name), |&i| *nodes[i as usize].name == *name).map(|&i| i as usize)
+    fn get(&self, name: &str) -> Option<usize> {
+        self.by_id(crate::intern::find_node_id(name)?)
     }
 
-    /// Indexes `nodes[i]` (a name not indexed yet).
+    fn by_id(&self, id: u32) -> Option<usize> {
+        self.0.get(id as usize).copied().filter(|&p| p != NO_POS).map(|p| p as usize)
+    }
+
+    /// Indexes `nodes[i]`.
     fn insert(&mut self, nodes: &[Node], i: usize) {
-        self.0.insert_unique(name_hash(&nodes[i].name), i as u32, |&j| name_hash(&nodes[j as usize].name));
+        let id = nodes[i].id;
+        crate::intern::grow_for_id(&mut self.0, id, NO_POS);
+        self.0[id as usize] = i as u32;
     }
 
     /// `nodes[from]` is about to move to position `to`.
     fn moved(&mut self, nodes: &[Node], from: usize, to: usize) {
-        if let Some(slot) = self.0.find_mut(name_hash(&nodes[from].name), |&i| i as usize == from) {
+        if let Some(slot) = self.0.get_mut(nodes[from].id as usize) {
             *slot = to as u32;
         }
     }
 
     fn rebuild(&mut self, nodes: &[Node]) {
-        self.0.clear();
+        self.0.fill(NO_POS);
         for i in 0..nodes.len() {
             self.insert(nodes, i);
         }
@@ -240,6 +242,8 @@ pub struct Memberlist {
     followup_at: Option<u64>,
     /// The last packet payload and what `wrap_packet` made of it.
     last_wrap: Option<(Vec<u8>, bool, Vec<u8>)>,
+    /// State changes queue no broadcasts (see `mute_broadcasts`).
+    muted: bool,
     pub counters: Counters,
 }
 
@@ -329,6 +333,7 @@ impl Memberlist {
             leave_done: false,
             followup_at: None,
             last_wrap: None,
+            muted: false,
             counters: Counters::default(),
         };
         m.incarnation += 1;
@@ -370,7 +375,7 @@ impl Memberlist {
     pub fn num_alive_peers(&self) -> usize {
         self.nodes
             .iter()
-            .filter(|n| *n.name != *self.cfg.name && n.state == node_state::ALIVE)
+            .filter(|n| n.name() != self.cfg.name && n.state == node_state::ALIVE)
             .count()
     }
 
@@ -380,7 +385,7 @@ impl Memberlist {
     }
 
     pub fn member(&self, name: &str) -> Option<Member> {
-        self.index.get(&self.nodes, name).map(|i| self.nodes[i].member())
+        self.index.get(name).map(|i| self.nodes[i].member())
     }
 
     pub fn health_score(&self) -> u32 {
@@ -398,6 +403,14 @@ impl Memberlist {
     /// Drops every queued broadcast unsent (the simulator's warm start).
     pub fn discard_broadcasts(&mut self) {
         self.queue = BroadcastQueue::new();
+    }
+
+    /// While `on`, state changes queue no broadcasts (their notifications
+    /// never fire). For a simulator's warm start, which merges a snapshot of
+    /// N members into every node and then discards the queue: encoding and
+    /// queueing N alive messages per node was ~25% of the start-up.
+    pub fn mute_broadcasts(&mut self, on: bool) {
+        self.muted = on;
     }
 
     pub fn has_left(&self) -> bool {
@@ -510,6 +523,9 @@ impl Memberlist {
     }
 
     fn broadcast(&mut self, node: &str, msg: &Message, notify: Option<u64>) {
+        if self.muted {
+            return;
+        }
         self.queue.push(encode_message(msg), Some(node.as_bytes().to_vec()), notify);
     }
 
@@ -520,12 +536,21 @@ impl Memberlist {
 
     /// Address and highest protocol version of a known node.
     pub fn addr_of(&self, name: &str) -> Option<(SocketAddr, u8)> {
-        self.index.get(&self.nodes, name).map(|i| (self.nodes[i].addr.get(), self.nodes[i].pmax()))
+        self.index.get(name).map(|i| (self.nodes[i].addr.get(), self.nodes[i].pmax()))
     }
 
     /// Sends a user message over UDP to the node called `name`; false if unknown.
     pub fn send_best_effort_to(&mut self, name: &str, msg: &[u8]) -> bool {
         let Some((to, pmax)) = self.addr_of(name) else { return false };
+        self.raw_send(to, Some(pmax), user_frame(msg));
+        true
+    }
+
+    /// [`Self::send_best_effort_to`] by process-wide node id (`intern::node_id`):
+    /// networkdb knows its peers' ids, so a gossip send needs no name lookup.
+    pub fn send_best_effort_to_id(&mut self, id: u32, msg: &[u8]) -> bool {
+        let Some(i) = self.index.by_id(id) else { return false };
+        let (to, pmax) = (self.nodes[i].addr.get(), self.nodes[i].pmax());
         self.raw_send(to, Some(pmax), user_frame(msg));
         true
     }
@@ -589,7 +614,7 @@ impl Memberlist {
         let Some(ip) = ip_from_bytes(&a.addr) else { return };
         let addr = SocketAddr::new(ip, a.port);
         let mut updates_node = false;
-        let idx = match self.index.get(&self.nodes, &a.node) {
+        let idx = match self.index.get(&a.node) {
             Some(i) => {
                 let st = &self.nodes[i];
                 if st.addr.get() != addr {
@@ -605,7 +630,7 @@ impl Memberlist {
             }
             None => {
                 let node = Node {
-                    name: crate::intern::shared_str(&a.node),
+                    id: crate::intern::node_id(&a.node),
                     addr: PackedAddr::new(addr),
                     meta: a.meta.clone().into_boxed_slice(),
                     incarnation: 0,
@@ -642,8 +667,10 @@ impl Memberlist {
             }
             self.refute(idx, a.incarnation);
         } else {
-            let msg = Message::Alive(a.clone());
-            self.broadcast(&a.node, &msg, None);
+            if !self.muted {
+                let msg = Message::Alive(a.clone());
+                self.broadcast(&a.node, &msg, None);
+            }
             let st = &mut self.nodes[idx];
             if !a.vsn.is_empty() {
                 st.vsn = vsn_array(&a.vsn);
@@ -675,19 +702,19 @@ impl Memberlist {
         let me = &self.nodes[idx];
         let a = Alive {
             incarnation: inc,
-            node: me.name.to_string(),
+            node: me.name().to_string(),
             addr: ip_bytes(me.addr.get().ip()),
             port: me.addr.port,
             meta: me.meta.to_vec(),
             vsn: me.vsn.to_vec(),
         };
-        let name = me.name.clone();
-        self.broadcast(&name, &Message::Alive(a), None);
+        let name = me.name();
+        self.broadcast(name, &Message::Alive(a), None);
     }
 
     /// memberlist's suspectNode.
     fn suspect_node(&mut self, now: u64, s: Suspect) {
-        let Some(idx) = self.index.get(&self.nodes, &s.node) else { return };
+        let Some(idx) = self.index.get(&s.node) else { return };
         if s.incarnation < self.nodes[idx].incarnation {
             return;
         }
@@ -725,7 +752,7 @@ impl Memberlist {
 
     /// memberlist's deadNode.
     fn dead_node(&mut self, now: u64, dm: Dead, d: &mut impl Delegate) {
-        let Some(idx) = self.index.get(&self.nodes, &dm.node) else { return };
+        let Some(idx) = self.index.get(&dm.node) else { return };
         if dm.incarnation < self.nodes[idx].incarnation {
             return;
         }
@@ -753,6 +780,11 @@ impl Memberlist {
     }
 
     fn merge_state(&mut self, now: u64, nodes: Vec<PushNodeState>, d: &mut impl Delegate) {
+        // A node joining a large cluster learns it here: room for it at once
+        // rather than growing by an eighth per new member.
+        if self.nodes.capacity() < nodes.len() {
+            self.nodes.reserve_exact(nodes.len() - self.nodes.len());
+        }
         for r in nodes {
             match r.state {
                 node_state::ALIVE => {
@@ -917,7 +949,7 @@ impl Memberlist {
             .nodes
             .iter()
             .map(|n| PushNodeState {
-                name: n.name.to_string(),
+                name: n.name().to_string(),
                 addr: ip_bytes(n.addr.get().ip()),
                 port: n.addr.port,
                 meta: n.meta.to_vec(),
@@ -996,6 +1028,34 @@ impl Memberlist {
         let Some(data) = data else { return Ok(false) };
         self.counters.stream_bytes_received += data.len() as u64;
         let msg = self.open_stream(data)?;
+        self.stream_reply_message(now, kind, msg, d)
+    }
+
+    /// [`Self::handle_stream_reply`] with the reply already decoded (`len`:
+    /// its size on the wire). A simulator's warm start hands every node the
+    /// same push/pull: decoding it once instead of N times.
+    pub fn handle_stream_reply_message(
+        &mut self,
+        now: u64,
+        token: u64,
+        msg: Message,
+        len: usize,
+        d: &mut impl Delegate,
+    ) -> Result<bool, SwimError> {
+        let Some(kind) = self.pending.remove(&token) else {
+            return Err(SwimError::UnknownToken(token));
+        };
+        self.counters.stream_bytes_received += len as u64;
+        self.stream_reply_message(now, kind, msg, d)
+    }
+
+    fn stream_reply_message(
+        &mut self,
+        now: u64,
+        kind: Pending,
+        msg: Message,
+        d: &mut impl Delegate,
+    ) -> Result<bool, SwimError> {
         match (kind, msg) {
             (Pending::PushPull, Message::PushPull(pp)) => {
                 if pp.nodes.len() > MAX_PUSH_NODES {
@@ -1048,11 +1108,11 @@ impl Memberlist {
             return;
         }
         self.left = true;
-        let Some(idx) = self.index.get(&self.nodes, &self.cfg.name) else { return };
+        let Some(idx) = self.index.get(&self.cfg.name) else { return };
         let inc = self.nodes[idx].incarnation;
         let name = self.cfg.name.clone();
         self.dead_node(now, Dead { incarnation: inc, node: name.clone(), from: name }, d);
-        let any_alive = self.nodes.iter().any(|n| !n.dead_or_left() && *n.name != *self.cfg.name);
+        let any_alive = self.nodes.iter().any(|n| !n.dead_or_left() && n.name() != self.cfg.name);
         if !any_alive {
             self.leave_done = true;
         }
@@ -1134,7 +1194,7 @@ impl Memberlist {
         due.sort_unstable();
         for name in due {
             self.suspicions.remove(&name);
-            let Some(idx) = self.index.get(&self.nodes, &name) else { continue };
+            let Some(idx) = self.index.get(&name) else { continue };
             if self.nodes[idx].state != node_state::SUSPECT {
                 continue;
             }
@@ -1163,7 +1223,7 @@ impl Memberlist {
         let before = self.nodes.len();
         self.nodes.retain(|n| !(n.dead_or_left() && now.saturating_sub(n.state_change) > gttd));
         if self.nodes.len() != before {
-            let names: std::collections::HashSet<&str> = self.nodes.iter().map(|n| &*n.name).collect();
+            let names: std::collections::HashSet<&str> = self.nodes.iter().map(Node::name).collect();
             self.suspicions.retain(|k, _| names.contains(k.as_str()));
         }
         let mut nodes = std::mem::take(&mut self.nodes);
@@ -1187,7 +1247,7 @@ impl Memberlist {
             let i = self.probe_index;
             self.probe_index += 1;
             let n = &self.nodes[i];
-            if *n.name == *self.cfg.name || n.dead_or_left() {
+            if n.name() == self.cfg.name || n.dead_or_left() {
                 checked += 1;
                 continue;
             }
@@ -1198,7 +1258,7 @@ impl Memberlist {
         let target = self.nodes[idx].clone();
         let ping = Message::Ping(Ping {
             seq_no: seq,
-            node: target.name.to_string(),
+            node: target.name().to_string(),
             source_addr: ip_bytes(self.self_addr.ip()),
             source_port: self.self_addr.port(),
             source_node: self.cfg.name.clone(),
@@ -1208,7 +1268,7 @@ impl Memberlist {
         } else {
             let s = Message::Suspect(Suspect {
                 incarnation: target.incarnation,
-                node: target.name.to_string(),
+                node: target.name().to_string(),
                 from: self.cfg.name.clone(),
             });
             let c = make_compound(&[encode_message(&ping), encode_message(&s)]);
@@ -1217,7 +1277,7 @@ impl Memberlist {
         let interval = self.scaled(self.cfg.probe_interval);
         self.probe = Some(Probe {
             seq,
-            target: target.name.to_string(),
+            target: target.name().to_string(),
             incarnation: target.incarnation,
             timeout_at: now + self.cfg.probe_timeout,
             deadline: now + interval,
@@ -1231,14 +1291,14 @@ impl Memberlist {
     fn advance_probe(&mut self, now: u64, d: &mut impl Delegate) {
         let Some(p) = self.probe.clone() else { return };
         if !p.indirect_sent && now >= p.timeout_at {
-            let Some(tidx) = self.index.get(&self.nodes, &p.target) else {
+            let Some(tidx) = self.index.get(&p.target) else {
                 self.probe = None;
                 return;
             };
             let target = self.nodes[tidx].clone();
             let me = self.cfg.name.clone();
             let peers = self.random_nodes(self.cfg.indirect_checks, |n| {
-                *n.name == *me || n.name == target.name || n.state != node_state::ALIVE
+                n.name() == &*me || n.id == target.id || n.state != node_state::ALIVE
             });
             let mut expected = 0;
             for pi in peers {
@@ -1251,7 +1311,7 @@ impl Memberlist {
                     seq_no: p.seq,
                     target: ip_bytes(target.addr.get().ip()),
                     port: target.addr.port,
-                    node: target.name.to_string(),
+                    node: target.name().to_string(),
                     nack,
                     source_addr: ip_bytes(self.self_addr.ip()),
                     source_port: self.self_addr.port(),
@@ -1264,7 +1324,7 @@ impl Memberlist {
                 self.pending.insert(t, Pending::TcpPing { seq: p.seq });
                 let ping = Message::Ping(Ping {
                     seq_no: p.seq,
-                    node: target.name.to_string(),
+                    node: target.name().to_string(),
                     source_addr: ip_bytes(self.self_addr.ip()),
                     source_port: self.self_addr.port(),
                     source_node: me,
@@ -1298,7 +1358,7 @@ impl Memberlist {
         let me = self.cfg.name.clone();
         let gttd = self.cfg.gossip_to_the_dead_time;
         let targets = self.random_nodes(self.cfg.gossip_nodes, |n| {
-            if *n.name == *me {
+            if n.name() == &*me {
                 return true;
             }
             match n.state {
@@ -1320,7 +1380,7 @@ impl Memberlist {
 
     fn push_pull(&mut self, d: &mut impl Delegate) {
         let me = self.cfg.name.clone();
-        let pick = self.random_nodes(1, |n| *n.name == *me || n.state != node_state::ALIVE);
+        let pick = self.random_nodes(1, |n| n.name() == &*me || n.state != node_state::ALIVE);
         if let Some(&i) = pick.first() {
             let addr = self.nodes[i].addr.get();
             let t = self.token();
