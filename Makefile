@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STATE_DIR ?= $(CURDIR)/state
 # Debian packages the suite needs (checked with dpkg, installed only when missing).
-DEB_PACKAGES := iproute2 nftables iptables golang-go golang-github-hashicorp-memberlist-dev
+DEB_PACKAGES := iproute2 nftables iptables gcc golang-go golang-github-hashicorp-memberlist-dev
 # The Go memberlist node of the interop tests (../shared next to the repo, as in CI);
 # the tests build it themselves, `make peer` does it ahead of time.
 PEER_SRC := ../shared/peers/memberlist-peer
