@@ -51,151 +51,100 @@ impl BitWriter {
 /// real entry is 0: codes start at 258). Only the first `1 << bits` slots are
 /// in use, `bits` sized to the input so that a short packet clears (and
 /// touches) a small table.
-struct Dict {
-    slots: Vec<u32>,
-    bits: u32,
-}
+const DICT_MAX_BITS: u32 = 13; // 8192 slots for at most 3838 entries
+const DICT_MIN_BITS: u32 = 6;
 
-impl Dict {
-    const MAX_BITS: u32 = 13; // 8192 slots for at most 3838 entries
-    const MIN_BITS: u32 = 6;
-
-    fn new() -> Self {
-        Dict {
-            slots: vec![0; 1 << Self::MAX_BITS],
-            bits: Self::MAX_BITS,
-        }
-    }
-
-    /// Sizes the table for an input of `n` bytes (at most `n - 1` entries
-    /// between resets): load factor at most one half. The table is empty.
-    fn size_for(&mut self, n: usize) {
-        let entries = n.min(MAX_CODE as usize);
-        let bits = (2 * entries).next_power_of_two().trailing_zeros();
-        self.bits = bits.clamp(Self::MIN_BITS, Self::MAX_BITS);
-    }
-
-    #[inline]
-    fn mask(&self) -> usize {
-        (1 << self.bits) - 1
-    }
-
-    #[inline]
-    fn slot(&self, key: u32) -> usize {
-        (key.wrapping_mul(0x9E37_79B1) >> (32 - self.bits)) as usize
-    }
-
-    /// The code for `key`, or the empty slot where it would go.
-    #[inline]
-    fn find(&self, key: u32) -> Result<u32, usize> {
-        let slots = &self.slots[..=self.mask()];
-        let mask = self.mask();
-        let mut i = self.slot(key);
-        loop {
-            let s = slots[i];
-            if s == 0 {
-                return Err(i);
-            }
-            if s >> 12 == key {
-                return Ok(s & 0xfff);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    fn clear(&mut self) {
-        let n = self.mask() + 1;
-        self.slots[..n].fill(0);
-    }
-}
-
-struct Encoder {
-    w: BitWriter,
-    dict: Dict,
-    width: u32,
-    /// The last code handed out.
-    hi: u32,
-    /// The code at which the width grows.
-    overflow: u32,
+/// The table's size (as bits) for an input of `n` bytes (at most `n - 1`
+/// entries between resets): load factor at most one half.
+fn dict_bits(n: usize) -> u32 {
+    let entries = n.min(MAX_CODE as usize);
+    let bits = (2 * entries).next_power_of_two().trailing_zeros();
+    bits.clamp(DICT_MIN_BITS, DICT_MAX_BITS)
 }
 
 thread_local! {
-    /// The encoder's table, kept between calls: a fresh one is a 32 KiB
-    /// zeroed allocation per packet (malloc, page clearing and free showed
-    /// up at ~10% of the simulator's time); clearing it is a memset.
-    static DICT: std::cell::Cell<Option<Dict>> = const { std::cell::Cell::new(None) };
-}
-
-impl Encoder {
-    /// The output; the table goes back for the next call, cleared.
-    fn finish(self) -> Vec<u8> {
-        let Encoder { w, mut dict, .. } = self;
-        dict.clear();
-        DICT.with(|d| d.set(Some(dict)));
-        w.finish()
-    }
-
-    /// Hands out the next code; returns false (after writing a clear code and
-    /// resetting) when the table is full, in which case nothing is added.
-    #[inline]
-    fn next_code(&mut self) -> bool {
-        self.hi += 1;
-        if self.hi == self.overflow {
-            self.width += 1;
-            self.overflow <<= 1;
-        }
-        if self.hi == MAX_CODE {
-            self.w.put(u32::from(CLEAR), self.width);
-            self.width = 9;
-            self.hi = u32::from(EOF);
-            self.overflow = 512;
-            self.dict.clear();
-            return false;
-        }
-        true
-    }
+    /// The encoder's table, kept between calls (always all zero between
+    /// them): a fresh one is a 32 KiB zeroed allocation per packet (malloc,
+    /// page clearing and free showed up at ~10% of the simulator's time).
+    static DICT: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Compresses `input` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` followed
 /// by one `Write` and `Close` does.
 pub fn compress(input: &[u8]) -> Vec<u8> {
-    let mut dict = DICT.with(|d| d.take()).unwrap_or_else(Dict::new);
-    dict.size_for(input.len());
-    let mut e = Encoder {
-        w: BitWriter {
-            out: Vec::with_capacity(input.len() / 2 + 16),
-            acc: 0,
-            nbits: 0,
-        },
-        dict,
-        width: 9,
-        hi: u32::from(EOF),
-        overflow: 512,
+    let mut slots = DICT.with(|d| d.take());
+    if slots.len() < 1 << DICT_MAX_BITS {
+        slots = vec![0; 1 << DICT_MAX_BITS];
+    }
+    // Kept in locals (not fields behind `&mut`), so that the loop does not
+    // reload them on its critical path.
+    let bits = dict_bits(input.len());
+    let mask = (1usize << bits) - 1;
+    let shift = 32 - bits;
+    let table = &mut slots[..=mask];
+    let mut w = BitWriter {
+        out: Vec::with_capacity(input.len() / 2 + 16),
+        acc: 0,
+        nbits: 0,
     };
-    e.w.put(u32::from(CLEAR), e.width);
-    let Some((&first, rest)) = input.split_first() else {
-        e.w.put(u32::from(EOF), e.width);
-        return e.finish();
-    };
-    let mut code = u32::from(first);
-    for &b in rest {
-        let key = code << 8 | u32::from(b);
-        match e.dict.find(key) {
-            Ok(c) => code = c,
-            Err(slot) => {
-                e.w.put(code, e.width);
-                code = u32::from(b);
-                if e.next_code() {
-                    // Not reset, so `slot` is still the empty slot for `key`.
-                    e.dict.slots[slot] = key << 12 | e.hi;
+    let mut width: u32 = 9;
+    // The last code handed out, and the code at which the width grows.
+    let mut hi = u32::from(EOF);
+    let mut overflow: u32 = 512;
+    w.put(u32::from(CLEAR), width);
+    if let Some((&first, rest)) = input.split_first() {
+        let mut code = u32::from(first);
+        for &b in rest {
+            let key = code << 8 | u32::from(b);
+            let mut i = (key.wrapping_mul(0x9E37_79B1) >> shift) as usize;
+            let found = loop {
+                let s = table[i];
+                if s == 0 {
+                    break None;
                 }
+                if s >> 12 == key {
+                    break Some(s & 0xfff);
+                }
+                i = (i + 1) & mask;
+            };
+            if let Some(c) = found {
+                code = c;
+                continue;
+            }
+            w.put(code, width);
+            code = u32::from(b);
+            // Hand out the next code; when the table is full, write a clear
+            // code (at the current width) and start over, adding nothing.
+            hi += 1;
+            if hi == overflow {
+                width += 1;
+                overflow <<= 1;
+            }
+            if hi == MAX_CODE {
+                w.put(u32::from(CLEAR), width);
+                width = 9;
+                hi = u32::from(EOF);
+                overflow = 512;
+                table.fill(0);
+            } else {
+                // `i` is the empty slot where `key` goes.
+                table[i] = key << 12 | hi;
             }
         }
+        w.put(code, width);
+        hi += 1;
+        if hi == overflow {
+            width += 1;
+        }
+        if hi == MAX_CODE {
+            w.put(u32::from(CLEAR), width);
+            width = 9;
+        }
     }
-    e.w.put(code, e.width);
-    e.next_code();
-    e.w.put(u32::from(EOF), e.width);
-    e.finish()
+    w.put(u32::from(EOF), width);
+    table.fill(0);
+    DICT.with(|d| d.set(slots));
+    w.finish()
 }
 
 /// The decoder's table: where each code's string lies in the output so far.
@@ -757,6 +706,24 @@ mod tests {
             Err(WireError::Malformed(_))
         ));
         assert_eq!(decompress(&zeros, 100_000).unwrap().len(), 100_000);
+    }
+
+    /// Every length of an input up to past its first reset: the one that
+    /// ends with the table full (the last code handed out at the end) among
+    /// them.
+    #[test]
+    fn every_prefix_across_a_reset() {
+        let mut x: u32 = 12345;
+        let data: Vec<u8> = (0..9000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        for n in 0..data.len() {
+            let got = compress(&data[..n]);
+            assert_eq!(got, oracle::compress(&data[..n]), "{n}");
+        }
     }
 
     proptest! {
