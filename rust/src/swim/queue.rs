@@ -3,10 +3,9 @@
 //! messages first; a new message with the same key replaces the old one.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::fasthash::FastBuild;
 
 /// memberlist's retransmitLimit.
 pub fn retransmit_limit(mult: u32, n: usize) -> u32 {
@@ -19,13 +18,19 @@ pub fn retransmit_limit(mult: u32, n: usize) -> u32 {
 /// [`crate::intern::shared_bytes`] lets them hold one copy.
 #[derive(Debug, Clone)]
 struct Item {
+    /// Order of arrival: among messages as fresh and as long, the newest
+    /// goes first.
+    id: u64,
     transmits: u32,
     msg: Arc<[u8]>,
     key: Option<Box<[u8]>>,
     notify: Option<u64>,
 }
 
-type Order = (u32, Reverse<usize>, Reverse<u64>);
+/// (transmits, longest first, newest first, slot). The slot comes last and
+/// ids are unique, so it never decides the order: it only says where the
+/// item is without a lookup.
+type Order = (u32, Reverse<usize>, Reverse<u64>, u32);
 
 fn key_hash(k: &[u8]) -> u64 {
     crate::fasthash::hash_one(k)
@@ -34,10 +39,15 @@ fn key_hash(k: &[u8]) -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastQueue {
     order: BTreeSet<Order>,
-    items: HashMap<u64, Item, FastBuild>,
-    /// Key → id of the item queued under it; holds ids only and reads the
-    /// keys from `items` (a key is stored once).
-    by_key: hashbrown::HashTable<u64>,
+    /// The queued items, by slot (`None`: free, listed in `free`). A slot
+    /// index instead of a map from ids: taking the next message to send
+    /// reads its item directly, one cache miss instead of two.
+    slots: Vec<Option<Item>>,
+    free: Vec<u32>,
+    len: usize,
+    /// Key → slot of the item queued under it; holds slots only and reads
+    /// the keys from `slots` (a key is stored once).
+    by_key: hashbrown::HashTable<u32>,
     next_id: u64,
     /// Tokens of broadcasts that finished (sent enough times, or replaced).
     finished: Vec<u64>,
@@ -53,16 +63,20 @@ impl BroadcastQueue {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     /// Highest length seen since the queue was made.
     pub fn peak(&self) -> usize {
         self.peak
+    }
+
+    fn key_at(&self, slot: u32) -> Option<&[u8]> {
+        self.slots.get(slot as usize)?.as_ref()?.key.as_deref()
     }
 
     /// Queues `msg`. With a `key`, an earlier message under the same key is
@@ -78,38 +92,50 @@ impl BroadcastQueue {
         self.next_id += 1;
         let key = key.map(Vec::into_boxed_slice);
         if let Some(k) = &key {
-            let h = key_hash(k);
-            let items = &self.items;
-            let old = self
-                .by_key
-                .find(h, |i| items.get(i).and_then(|it| it.key.as_deref()) == Some(&k[..]))
-                .copied();
+            let old = self.by_key.find(key_hash(k), |&i| self.key_at(i) == Some(&k[..])).copied();
             if let Some(old) = old {
                 self.remove(old, true);
             }
-            let items = &self.items;
-            self.by_key.insert_unique(h, id, |i| {
-                items.get(i).and_then(|it| it.key.as_deref()).map_or(0, key_hash)
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 queued messages")
+            }
+        };
+        if let Some(k) = &key {
+            let slots = &self.slots;
+            self.by_key.insert_unique(key_hash(k), slot, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(|it| it.as_ref()?.key.as_deref())
+                    .map_or(0, key_hash)
             });
         }
         self.min_len = if self.min_len == 0 { msg.len() } else { self.min_len.min(msg.len()) };
-        self.order.insert((0, Reverse(msg.len()), Reverse(id)));
-        self.items.insert(id, Item { transmits: 0, msg, key, notify });
-        self.peak = self.peak.max(self.items.len());
+        self.order.insert((0, Reverse(msg.len()), Reverse(id), slot));
+        self.slots[slot as usize] = Some(Item { id, transmits: 0, msg, key, notify });
+        self.len += 1;
+        self.peak = self.peak.max(self.len);
     }
 
-    fn unkey(&mut self, id: u64, key: &[u8]) {
-        if let Ok(e) = self.by_key.find_entry(key_hash(key), |&i| i == id) {
-            e.remove();
-        }
-    }
-
-    fn remove(&mut self, id: u64, finished: bool) -> Option<Item> {
-        let item = self.items.remove(&id)?;
-        self.order.remove(&(item.transmits, Reverse(item.msg.len()), Reverse(id)));
+    /// Frees `slot`, dropping its key from `by_key`.
+    fn take(&mut self, slot: u32) -> Option<Item> {
+        let item = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
         if let Some(k) = &item.key {
-            self.unkey(id, k);
+            if let Ok(e) = self.by_key.find_entry(key_hash(k), |&i| i == slot) {
+                e.remove();
+            }
         }
+        Some(item)
+    }
+
+    fn remove(&mut self, slot: u32, finished: bool) -> Option<Item> {
+        let item = self.take(slot)?;
+        self.order.remove(&(item.transmits, Reverse(item.msg.len()), Reverse(item.id), slot));
         if finished {
             if let Some(t) = item.notify {
                 self.finished.push(t);
@@ -126,15 +152,15 @@ impl BroadcastQueue {
 
     /// [`Self::get`], handing out the queued bytes themselves (no copies).
     pub fn get_shared(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Arc<[u8]>> {
-        if self.items.is_empty() {
+        if self.len == 0 {
             return Vec::new();
         }
         let limit_tx = retransmit_limit(mult, n);
         let mut used = 0usize;
         let mut out = Vec::new();
         // Items sent and kept: back into `order` (one tier up) after the loop,
-        // so that one call never picks a message twice. They stay in `items`
-        // and `by_key` meanwhile (no re-hashing, no key copies).
+        // so that one call never picks a message twice. They stay in their
+        // slots and in `by_key` meanwhile (no re-hashing, no key copies).
         let mut reinsert: Vec<Order> = Vec::new();
         let mut tier = match self.order.iter().next() {
             Some(o) => o.0,
@@ -149,15 +175,15 @@ impl BroadcastQueue {
             if free < self.min_len {
                 break;
             }
-            let lo = (tier, Reverse(free), Reverse(u64::MAX));
-            let hi = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX));
+            let lo = (tier, Reverse(free), Reverse(u64::MAX), 0);
+            let hi = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX), 0);
             let found = self.order.range(lo..hi).next().copied();
-            let Some(o @ (_, Reverse(len), Reverse(id))) = found else {
+            let Some(o @ (_, Reverse(len), Reverse(id), slot)) = found else {
                 tier += 1;
                 continue;
             };
             self.order.remove(&o);
-            let Some(item) = self.items.get_mut(&id) else {
+            let Some(item) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
                 continue;
             };
             used += overhead + len;
@@ -166,25 +192,25 @@ impl BroadcastQueue {
                 if let Some(t) = item.notify {
                     self.finished.push(t);
                 }
-                if let Some(item) = self.items.remove(&id) {
-                    if let Some(k) = &item.key {
-                        self.unkey(id, k);
-                    }
-                }
+                self.take(slot);
             } else {
                 item.transmits += 1;
-                reinsert.push((item.transmits, Reverse(len), Reverse(id)));
+                reinsert.push((item.transmits, Reverse(len), Reverse(id), slot));
             }
         }
         self.order.extend(reinsert);
         out
     }
 
-    /// Drops everything (a leave or shutdown); pending notifications fire.
+    /// Drops everything (a leave or shutdown); pending notifications fire,
+    /// oldest first.
     pub fn clear(&mut self) {
-        let ids: Vec<u64> = self.items.keys().copied().collect();
-        for id in ids {
-            self.remove(id, true);
+        let mut live: Vec<(u64, u32)> = (0..self.slots.len() as u32)
+            .filter_map(|s| Some((self.slots[s as usize].as_ref()?.id, s)))
+            .collect();
+        live.sort_unstable();
+        for (_, slot) in live {
+            self.remove(slot, true);
         }
     }
 
@@ -240,4 +266,104 @@ mod tests {
         assert_eq!(q.take_finished(), vec![1]);
         assert_eq!(q.get(0, 100, 1, 1), vec![b"new".to_vec()]);
     }
+    /// (id, transmits, msg, key, notify)
+    type ModelItem = (u64, u32, Vec<u8>, Option<Vec<u8>>, Option<u64>);
+
+    /// The queue as a plain list, searched in full for every pick.
+    #[derive(Default)]
+    struct Model {
+        items: Vec<ModelItem>,
+        next_id: u64,
+        finished: Vec<u64>,
+        min_len: usize,
+    }
+
+    impl Model {
+        fn push(&mut self, msg: Vec<u8>, key: Option<Vec<u8>>, notify: Option<u64>) {
+            if let Some(k) = &key {
+                if let Some(i) = self.items.iter().position(|it| it.3.as_ref() == Some(k)) {
+                    let old = self.items.remove(i);
+                    self.finished.extend(old.4);
+                }
+            }
+            self.min_len = if self.min_len == 0 { msg.len() } else { self.min_len.min(msg.len()) };
+            self.items.push((self.next_id, 0, msg, key, notify));
+            self.next_id += 1;
+        }
+
+        fn get(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Vec<u8>> {
+            let limit_tx = retransmit_limit(mult, n);
+            let (Some(lo), Some(hi)) = (
+                self.items.iter().map(|it| it.1).min(),
+                self.items.iter().map(|it| it.1).max(),
+            ) else {
+                return Vec::new();
+            };
+            let mut picked: Vec<u64> = Vec::new();
+            let mut out = Vec::new();
+            let mut used = 0;
+            let mut tier = lo;
+            while tier <= hi {
+                if used + overhead >= limit || limit - used - overhead < self.min_len {
+                    break;
+                }
+                let free = limit - used - overhead;
+                let best = self
+                    .items
+                    .iter()
+                    .filter(|it| it.1 == tier && it.2.len() <= free && !picked.contains(&it.0))
+                    .max_by_key(|it| (it.2.len(), it.0))
+                    .map(|it| it.0);
+                let Some(id) = best else {
+                    tier += 1;
+                    continue;
+                };
+                picked.push(id);
+                let i = self.items.iter().position(|it| it.0 == id).unwrap();
+                used += overhead + self.items[i].2.len();
+                out.push(self.items[i].2.clone());
+            }
+            for id in picked {
+                let i = self.items.iter().position(|it| it.0 == id).unwrap();
+                if self.items[i].1 + 1 >= limit_tx {
+                    let it = self.items.remove(i);
+                    self.finished.extend(it.4);
+                } else {
+                    self.items[i].1 += 1;
+                }
+            }
+            out
+        }
+    }
+
+    proptest::proptest! {
+        /// The queue picks, drops and reports exactly as the plain model.
+        #[test]
+        fn same_as_model(ops in proptest::collection::vec(
+            (0u8..3, 1usize..40, proptest::option::of(0u8..6), 0usize..120, 1usize..8),
+            0..300,
+        )) {
+            let mut q = BroadcastQueue::new();
+            let mut m = Model::default();
+            for (i, (op, len, key, limit, n)) in ops.into_iter().enumerate() {
+                if op < 2 {
+                    let msg = vec![i as u8; len];
+                    let key = key.map(|k| vec![k]);
+                    let notify = (i % 3 == 0).then_some(i as u64);
+                    q.push(msg.clone(), key.clone(), notify);
+                    m.push(msg, key, notify);
+                } else {
+                    proptest::prop_assert_eq!(q.get(2, limit, 1, n), m.get(2, limit, 1, n));
+                }
+                proptest::prop_assert_eq!(q.len(), m.items.len());
+                proptest::prop_assert_eq!(q.take_finished(), std::mem::take(&mut m.finished));
+            }
+            let mut ids: Vec<u64> = m.items.iter().filter_map(|it| it.4).collect();
+            ids.sort_unstable();
+            q.clear();
+            proptest::prop_assert_eq!(q.take_finished(), ids);
+            proptest::prop_assert!(q.is_empty());
+        }
+    }
 }
+

@@ -22,168 +22,166 @@ const MAX_CODE: u32 = (1 << MAX_WIDTH) - 1;
 
 struct BitWriter {
     out: Vec<u8>,
-    acc: u32,
+    /// Pending bits, least significant first; fewer than 32 between calls.
+    acc: u64,
     nbits: u32,
 }
 
 impl BitWriter {
+    #[inline]
     fn put(&mut self, code: u32, width: u32) {
-        self.acc |= code << self.nbits;
+        self.acc |= u64::from(code) << self.nbits;
         self.nbits += width;
-        while self.nbits >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.nbits -= 8;
+        if self.nbits >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.nbits -= 32;
         }
     }
 
     fn finish(mut self) -> Vec<u8> {
-        if self.nbits > 0 {
-            self.out.push(self.acc as u8);
-        }
+        let n = self.nbits.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..n]);
         self.out
     }
 }
 
 /// The encoder's dictionary: (prefix code, next byte) -> code, as an
 /// open-addressing hash table. Slots hold `key << 12 | code`, 0 = empty (no
-/// real entry is 0: codes start at 258).
-struct Dict {
-    slots: Vec<u32>,
-}
+/// real entry is 0: codes start at 258). Only the first `1 << bits` slots are
+/// in use, `bits` sized to the input so that a short packet clears (and
+/// touches) a small table.
+const DICT_MAX_BITS: u32 = 13; // 8192 slots for at most 3838 entries
+const DICT_MIN_BITS: u32 = 6;
 
-impl Dict {
-    const BITS: u32 = 13; // 8192 slots for at most 3838 entries
-    const MASK: usize = (1 << Self::BITS) - 1;
-
-    fn new() -> Self {
-        Dict {
-            slots: vec![0; 1 << Self::BITS],
-        }
-    }
-
-    fn slot(key: u32) -> usize {
-        (key.wrapping_mul(0x9E37_79B1) >> (32 - Self::BITS)) as usize
-    }
-
-    fn get(&self, key: u32) -> Option<u32> {
-        let mut i = Self::slot(key);
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if s >> 12 == key {
-                return Some(s & 0xfff);
-            }
-            i = (i + 1) & Self::MASK;
-        }
-    }
-
-    fn insert(&mut self, key: u32, code: u32) {
-        let mut i = Self::slot(key);
-        while self.slots[i] != 0 {
-            i = (i + 1) & Self::MASK;
-        }
-        self.slots[i] = key << 12 | code;
-    }
-
-    fn clear(&mut self) {
-        self.slots.fill(0);
-    }
-}
-
-struct Encoder {
-    w: BitWriter,
-    dict: Dict,
-    width: u32,
-    /// The last code handed out.
-    hi: u32,
-    /// The code at which the width grows.
-    overflow: u32,
+/// The table's size (as bits) for an input of `n` bytes (at most `n - 1`
+/// entries between resets): load factor at most one half.
+fn dict_bits(n: usize) -> u32 {
+    let entries = n.min(MAX_CODE as usize);
+    let bits = (2 * entries).next_power_of_two().trailing_zeros();
+    bits.clamp(DICT_MIN_BITS, DICT_MAX_BITS)
 }
 
 thread_local! {
-    /// The encoder's table, kept between calls: a fresh one is a 32 KiB
-    /// zeroed allocation per packet (malloc, page clearing and free showed
-    /// up at ~10% of the simulator's time); clearing it is a memset.
-    static DICT: std::cell::Cell<Option<Dict>> = const { std::cell::Cell::new(None) };
-}
-
-impl Encoder {
-    /// The output; the table goes back for the next call, cleared.
-    fn finish(self) -> Vec<u8> {
-        let Encoder { w, mut dict, .. } = self;
-        dict.clear();
-        DICT.with(|d| d.set(Some(dict)));
-        w.finish()
-    }
-
-    /// Hands out the next code; returns false (after writing a clear code and
-    /// resetting) when the table is full, in which case nothing is added.
-    fn next_code(&mut self) -> bool {
-        self.hi += 1;
-        if self.hi == self.overflow {
-            self.width += 1;
-            self.overflow <<= 1;
-        }
-        if self.hi == MAX_CODE {
-            self.w.put(u32::from(CLEAR), self.width);
-            self.width = 9;
-            self.hi = u32::from(EOF);
-            self.overflow = 512;
-            self.dict.clear();
-            return false;
-        }
-        true
-    }
+    /// The encoder's table, kept between calls (always all zero between
+    /// them): a fresh one is a 32 KiB zeroed allocation per packet (malloc,
+    /// page clearing and free showed up at ~10% of the simulator's time).
+    static DICT: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Compresses `input` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` followed
 /// by one `Write` and `Close` does.
 pub fn compress(input: &[u8]) -> Vec<u8> {
-    let mut e = Encoder {
-        w: BitWriter {
-            out: Vec::with_capacity(input.len() / 2 + 8),
-            acc: 0,
-            nbits: 0,
-        },
-        dict: DICT.with(|d| d.take()).unwrap_or_else(Dict::new),
-        width: 9,
-        hi: u32::from(EOF),
-        overflow: 512,
+    let mut slots = DICT.with(|d| d.take());
+    if slots.len() < 1 << DICT_MAX_BITS {
+        slots = vec![0; 1 << DICT_MAX_BITS];
+    }
+    // Kept in locals (not fields behind `&mut`), so that the loop does not
+    // reload them on its critical path.
+    let bits = dict_bits(input.len());
+    let mask = (1usize << bits) - 1;
+    let shift = 32 - bits;
+    let table = &mut slots[..=mask];
+    let mut w = BitWriter {
+        out: Vec::with_capacity(input.len() / 2 + 16),
+        acc: 0,
+        nbits: 0,
     };
-    e.w.put(u32::from(CLEAR), e.width);
-    let Some((&first, rest)) = input.split_first() else {
-        e.w.put(u32::from(EOF), e.width);
-        return e.finish();
-    };
-    let mut code = u32::from(first);
-    for &b in rest {
-        let key = code << 8 | u32::from(b);
-        if let Some(c) = e.dict.get(key) {
-            code = c;
-            continue;
+    let mut width: u32 = 9;
+    // The last code handed out, and the code at which the width grows.
+    let mut hi = u32::from(EOF);
+    let mut overflow: u32 = 512;
+    w.put(u32::from(CLEAR), width);
+    if let Some((&first, rest)) = input.split_first() {
+        let mut code = u32::from(first);
+        for &b in rest {
+            let key = code << 8 | u32::from(b);
+            let mut i = (key.wrapping_mul(0x9E37_79B1) >> shift) as usize;
+            let found = loop {
+                let s = table[i];
+                if s == 0 {
+                    break None;
+                }
+                if s >> 12 == key {
+                    break Some(s & 0xfff);
+                }
+                i = (i + 1) & mask;
+            };
+            if let Some(c) = found {
+                code = c;
+                continue;
+            }
+            w.put(code, width);
+            code = u32::from(b);
+            // Hand out the next code; when the table is full, write a clear
+            // code (at the current width) and start over, adding nothing.
+            hi += 1;
+            if hi == overflow {
+                width += 1;
+                overflow <<= 1;
+            }
+            if hi == MAX_CODE {
+                w.put(u32::from(CLEAR), width);
+                width = 9;
+                hi = u32::from(EOF);
+                overflow = 512;
+                table.fill(0);
+            } else {
+                // `i` is the empty slot where `key` goes.
+                table[i] = key << 12 | hi;
+            }
         }
-        e.w.put(code, e.width);
-        code = u32::from(b);
-        if e.next_code() {
-            e.dict.insert(key, e.hi);
+        w.put(code, width);
+        hi += 1;
+        if hi == overflow {
+            width += 1;
+        }
+        if hi == MAX_CODE {
+            w.put(u32::from(CLEAR), width);
+            width = 9;
         }
     }
-    e.w.put(code, e.width);
-    e.next_code();
-    e.w.put(u32::from(EOF), e.width);
-    e.finish()
+    w.put(u32::from(EOF), width);
+    table.fill(0);
+    DICT.with(|d| d.set(slots));
+    w.finish()
+}
+
+/// The decoder's table: where each code's string lies in the output so far.
+/// A new code is always the previous code's string plus the next byte, which
+/// is exactly what follows that string in the output, so a code's string is
+/// one contiguous run of the output and decoding it is a copy from within.
+/// Kept per thread (40 KiB): codes are defined before they are read, so
+/// nothing needs clearing; every copy is bounds-checked anyway.
+struct Spans {
+    start: [usize; 1 << MAX_WIDTH],
+    len: [u16; 1 << MAX_WIDTH],
+}
+
+thread_local! {
+    static SPANS: std::cell::Cell<Option<Box<Spans>>> = const { std::cell::Cell::new(None) };
+}
+
+fn corrupt() -> WireError {
+    WireError::Malformed("lzw: corrupt table".into())
 }
 
 /// Decompresses a Go `compress/lzw` (LSB, litWidth 8) stream. Output larger
 /// than `limit` bytes is refused (a decompression bomb guard).
 pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
-    let mut prefix = [0u16; 1 << MAX_WIDTH];
-    let mut suffix = [0u8; 1 << MAX_WIDTH];
+    let mut spans = SPANS.with(|s| s.take()).unwrap_or_else(|| {
+        Box::new(Spans {
+            start: [0; 1 << MAX_WIDTH],
+            len: [0; 1 << MAX_WIDTH],
+        })
+    });
+    let r = decode(input, limit, &mut spans);
+    SPANS.with(|s| s.set(Some(spans)));
+    r
+}
+
+fn decode(input: &[u8], limit: usize, t: &mut Spans) -> Result<Vec<u8>, WireError> {
     let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(3).min(limit));
-    let mut scratch: Vec<u8> = Vec::with_capacity(1 << MAX_WIDTH);
 
     let mut bytes = input.iter();
     let mut acc: u32 = 0;
@@ -191,7 +189,8 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
     let mut width: u32 = 9;
     let mut hi: u16 = EOF;
     let mut overflow: u16 = 512;
-    let mut last: Option<u16> = None;
+    // The previous code's string: (start in `out`, length).
+    let mut last: Option<(usize, usize)> = None;
 
     loop {
         while nbits < width {
@@ -216,40 +215,47 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
         if code > hi {
             return Err(WireError::Malformed(format!("lzw: invalid code {code}")));
         }
-        // Spell the code backwards into `scratch`.
-        scratch.clear();
-        let mut c = code;
-        if code == hi {
-            if let Some(l) = last {
-                // The code being defined right now: last's string + its first byte.
-                let mut f = l;
-                while f >= CLEAR {
-                    f = prefix[usize::from(f)];
-                }
-                scratch.push(f as u8);
-                c = l;
+        let at = out.len();
+        let n;
+        if code < CLEAR {
+            if at + 1 > limit {
+                return Err(too_large(limit));
             }
-        }
-        while c >= CLEAR {
-            scratch.push(suffix[usize::from(c)]);
-            c = prefix[usize::from(c)];
-            if scratch.len() > 1 << MAX_WIDTH {
-                return Err(WireError::Malformed("lzw: corrupt table".into()));
+            out.push(code as u8);
+            n = 1;
+        } else if let (true, Some((ls, ll))) = (code == hi, last) {
+            // The code being defined right now: last's string + its first byte.
+            n = ll + 1;
+            if at + n > limit {
+                return Err(too_large(limit));
             }
+            if ls + ll > at {
+                return Err(corrupt());
+            }
+            out.extend_from_within(ls..ls + ll);
+            out.push(out[ls]);
+        } else {
+            let (s, l) = (
+                t.start[usize::from(code)],
+                usize::from(t.len[usize::from(code)]),
+            );
+            n = l;
+            if at + n > limit {
+                return Err(too_large(limit));
+            }
+            if l == 0 || s + l > at {
+                return Err(corrupt());
+            }
+            out.extend_from_within(s..s + l);
         }
-        scratch.push(c as u8);
-        if out.len() + scratch.len() > limit {
-            return Err(WireError::Malformed(format!(
-                "lzw: output larger than {limit} bytes"
-            )));
-        }
-        out.extend(scratch.iter().rev());
-        if let Some(l) = last {
-            suffix[usize::from(hi)] = c as u8;
-            prefix[usize::from(hi)] = l;
+        if let Some((ls, ll)) = last {
+            // The new code: last's string and the first byte of this one,
+            // which follows it in the output.
+            t.start[usize::from(hi)] = ls;
+            t.len[usize::from(hi)] = (ll + 1).min(usize::from(u16::MAX)) as u16;
         }
 
-        last = Some(code);
+        last = Some((at, n));
         hi += 1;
         if hi >= overflow {
             if width == MAX_WIDTH {
@@ -261,6 +267,10 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
             }
         }
     }
+}
+
+fn too_large(limit: usize) -> WireError {
+    WireError::Malformed(format!("lzw: output larger than {limit} bytes"))
 }
 
 /// A memo of recent packet decompressions, per thread. One gossip packet goes
@@ -335,6 +345,250 @@ pub fn decompress_memo(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError>
         m.next = (i + 1) % MEMO_SLOTS;
     });
     Ok(out)
+}
+
+/// The first implementation (a per-code prefix chain spelt backwards when
+/// decoding, a full-size table cleared per call when encoding), kept as the
+/// oracle the faster one is tested against.
+#[cfg(test)]
+mod oracle {
+    use super::{WireError, CLEAR, EOF, MAX_CODE, MAX_WIDTH};
+
+    struct BitWriter {
+        out: Vec<u8>,
+        acc: u32,
+        nbits: u32,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, code: u32, width: u32) {
+            self.acc |= code << self.nbits;
+            self.nbits += width;
+            while self.nbits >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.nbits -= 8;
+            }
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            if self.nbits > 0 {
+                self.out.push(self.acc as u8);
+            }
+            self.out
+        }
+    }
+
+    /// The encoder's dictionary: (prefix code, next byte) -> code, as an
+    /// open-addressing hash table. Slots hold `key << 12 | code`, 0 = empty (no
+    /// real entry is 0: codes start at 258).
+    struct Dict {
+        slots: Vec<u32>,
+    }
+
+    impl Dict {
+        const BITS: u32 = 13; // 8192 slots for at most 3838 entries
+        const MASK: usize = (1 << Self::BITS) - 1;
+
+        fn new() -> Self {
+            Dict {
+                slots: vec![0; 1 << Self::BITS],
+            }
+        }
+
+        fn slot(key: u32) -> usize {
+            (key.wrapping_mul(0x9E37_79B1) >> (32 - Self::BITS)) as usize
+        }
+
+        fn get(&self, key: u32) -> Option<u32> {
+            let mut i = Self::slot(key);
+            loop {
+                let s = self.slots[i];
+                if s == 0 {
+                    return None;
+                }
+                if s >> 12 == key {
+                    return Some(s & 0xfff);
+                }
+                i = (i + 1) & Self::MASK;
+            }
+        }
+
+        fn insert(&mut self, key: u32, code: u32) {
+            let mut i = Self::slot(key);
+            while self.slots[i] != 0 {
+                i = (i + 1) & Self::MASK;
+            }
+            self.slots[i] = key << 12 | code;
+        }
+
+        fn clear(&mut self) {
+            self.slots.fill(0);
+        }
+    }
+
+    struct Encoder {
+        w: BitWriter,
+        dict: Dict,
+        width: u32,
+        /// The last code handed out.
+        hi: u32,
+        /// The code at which the width grows.
+        overflow: u32,
+    }
+
+    impl Encoder {
+        /// The output; the table goes back for the next call, cleared.
+        fn finish(self) -> Vec<u8> {
+            let Encoder { w, mut dict, .. } = self;
+            dict.clear();
+            let _ = dict;
+            w.finish()
+        }
+
+        /// Hands out the next code; returns false (after writing a clear code and
+        /// resetting) when the table is full, in which case nothing is added.
+        fn next_code(&mut self) -> bool {
+            self.hi += 1;
+            if self.hi == self.overflow {
+                self.width += 1;
+                self.overflow <<= 1;
+            }
+            if self.hi == MAX_CODE {
+                self.w.put(u32::from(CLEAR), self.width);
+                self.width = 9;
+                self.hi = u32::from(EOF);
+                self.overflow = 512;
+                self.dict.clear();
+                return false;
+            }
+            true
+        }
+    }
+
+    /// Compresses `input` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` followed
+    /// by one `Write` and `Close` does.
+    pub fn compress(input: &[u8]) -> Vec<u8> {
+        let mut e = Encoder {
+            w: BitWriter {
+                out: Vec::with_capacity(input.len() / 2 + 8),
+                acc: 0,
+                nbits: 0,
+            },
+            dict: Dict::new(),
+            width: 9,
+            hi: u32::from(EOF),
+            overflow: 512,
+        };
+        e.w.put(u32::from(CLEAR), e.width);
+        let Some((&first, rest)) = input.split_first() else {
+            e.w.put(u32::from(EOF), e.width);
+            return e.finish();
+        };
+        let mut code = u32::from(first);
+        for &b in rest {
+            let key = code << 8 | u32::from(b);
+            if let Some(c) = e.dict.get(key) {
+                code = c;
+                continue;
+            }
+            e.w.put(code, e.width);
+            code = u32::from(b);
+            if e.next_code() {
+                e.dict.insert(key, e.hi);
+            }
+        }
+        e.w.put(code, e.width);
+        e.next_code();
+        e.w.put(u32::from(EOF), e.width);
+        e.finish()
+    }
+
+    /// Decompresses a Go `compress/lzw` (LSB, litWidth 8) stream. Output larger
+    /// than `limit` bytes is refused (a decompression bomb guard).
+    pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
+        let mut prefix = [0u16; 1 << MAX_WIDTH];
+        let mut suffix = [0u8; 1 << MAX_WIDTH];
+        let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(3).min(limit));
+        let mut scratch: Vec<u8> = Vec::with_capacity(1 << MAX_WIDTH);
+
+        let mut bytes = input.iter();
+        let mut acc: u32 = 0;
+        let mut nbits: u32 = 0;
+        let mut width: u32 = 9;
+        let mut hi: u16 = EOF;
+        let mut overflow: u16 = 512;
+        let mut last: Option<u16> = None;
+
+        loop {
+            while nbits < width {
+                let b = bytes.next().ok_or(WireError::Truncated)?;
+                acc |= u32::from(*b) << nbits;
+                nbits += 8;
+            }
+            let code = (acc & ((1 << width) - 1)) as u16;
+            acc >>= width;
+            nbits -= width;
+
+            if code == CLEAR {
+                width = 9;
+                hi = EOF;
+                overflow = 512;
+                last = None;
+                continue;
+            }
+            if code == EOF {
+                return Ok(out);
+            }
+            if code > hi {
+                return Err(WireError::Malformed(format!("lzw: invalid code {code}")));
+            }
+            // Spell the code backwards into `scratch`.
+            scratch.clear();
+            let mut c = code;
+            if code == hi {
+                if let Some(l) = last {
+                    // The code being defined right now: last's string + its first byte.
+                    let mut f = l;
+                    while f >= CLEAR {
+                        f = prefix[usize::from(f)];
+                    }
+                    scratch.push(f as u8);
+                    c = l;
+                }
+            }
+            while c >= CLEAR {
+                scratch.push(suffix[usize::from(c)]);
+                c = prefix[usize::from(c)];
+                if scratch.len() > 1 << MAX_WIDTH {
+                    return Err(WireError::Malformed("lzw: corrupt table".into()));
+                }
+            }
+            scratch.push(c as u8);
+            if out.len() + scratch.len() > limit {
+                return Err(WireError::Malformed(format!(
+                    "lzw: output larger than {limit} bytes"
+                )));
+            }
+            out.extend(scratch.iter().rev());
+            if let Some(l) = last {
+                suffix[usize::from(hi)] = c as u8;
+                prefix[usize::from(hi)] = l;
+            }
+
+            last = Some(code);
+            hi += 1;
+            if hi >= overflow {
+                if width == MAX_WIDTH {
+                    last = None;
+                    hi -= 1;
+                } else {
+                    width += 1;
+                    overflow <<= 1;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -454,6 +708,24 @@ mod tests {
         assert_eq!(decompress(&zeros, 100_000).unwrap().len(), 100_000);
     }
 
+    /// Every length of an input up to past its first reset: the one that
+    /// ends with the table full (the last code handed out at the end) among
+    /// them.
+    #[test]
+    fn every_prefix_across_a_reset() {
+        let mut x: u32 = 12345;
+        let data: Vec<u8> = (0..9000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        for n in 0..data.len() {
+            let got = compress(&data[..n]);
+            assert_eq!(got, oracle::compress(&data[..n]), "{n}");
+        }
+    }
+
     proptest! {
         #[test]
         fn roundtrip(data in proptest::collection::vec(any::<u8>(), 0..3000), alphabet in 1u32..=256) {
@@ -464,6 +736,46 @@ mod tests {
         #[test]
         fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let _ = decompress(&data, 1 << 20);
+        }
+
+        /// The same bytes as the first implementation, including inputs long
+        /// enough for the table to fill and reset (several times at 60,000
+        /// bytes of a small alphabet), and the same decoding.
+        #[test]
+        fn same_as_oracle(
+            data in proptest::collection::vec(any::<u8>(), 0..60_000),
+            alphabet in 1u32..=256,
+            run in 1usize..8,
+        ) {
+            let data: Vec<u8> = data
+                .chunks(run)
+                .flat_map(|c| std::iter::repeat_n((u32::from(c[0]) % alphabet) as u8, c.len()))
+                .collect();
+            let got = compress(&data);
+            prop_assert_eq!(&got, &oracle::compress(&data));
+            prop_assert_eq!(decompress(&got, BIG).unwrap(), data);
+        }
+
+        /// The decoder gives what the first one gave (output or error) on
+        /// any bytes, on valid streams cut short or damaged, and with limits.
+        #[test]
+        fn decoder_same_as_oracle(
+            data in proptest::collection::vec(any::<u8>(), 0..6000),
+            alphabet in 1u32..=256,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+            limit in 0usize..20_000,
+        ) {
+            prop_assert_eq!(decompress(&data, limit), oracle::decompress(&data, limit));
+            let plain: Vec<u8> = data.iter().map(|&b| (u32::from(b) % alphabet) as u8).collect();
+            let mut c = compress(&plain);
+            for (at, x) in flips {
+                let n = c.len();
+                c[at % n] ^= x;
+            }
+            let c = &c[..c.len() - cut % (c.len() / 8 + 1)];
+            prop_assert_eq!(decompress(c, limit), oracle::decompress(c, limit));
+            prop_assert_eq!(decompress(c, BIG), oracle::decompress(c, BIG));
         }
     }
 }
