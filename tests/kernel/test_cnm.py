@@ -57,6 +57,16 @@ def container(ctrl: pyln.Controller, net: pyln.Network, name: str, **ep_opts: ob
     return sbx, ep
 
 
+def connect_seen(src: pyln.Sandbox, dst: pyln.Sandbox, dst_ep: pyln.Endpoint) -> str | None:
+    """Connects from sandbox `src` to a server in `dst` at `dst_ep`'s address; returns
+    the source address the server saw (None if the connection failed)."""
+    srv = Server(Namespace.open(dst.key))
+    try:
+        return connect(Namespace.open(src.key), str(dst_ep.info().iface.address.ip), srv.port)
+    finally:
+        srv.close()
+
+
 def reach(src: Namespace, dst: pyln.Endpoint, timeout: float = 3.0) -> str | None:
     """Connects from `src` to a server started in `dst`'s sandbox; the answer is the
     source address the server saw (None: no connection)."""
@@ -108,12 +118,7 @@ def test_two_sandboxes_on_one_network_connect(ctrl: pyln.Controller) -> None:
     net = ctrl.new_network("bridge", "n1", ipam_v4=[{"pool": "10.242.0.0/24"}])
     a, ep_a = container(ctrl, net, "a")
     b, ep_b = container(ctrl, net, "b")
-    srv = Server(Namespace.open(b.key))
-    try:
-        seen = connect(Namespace.open(a.key), str(ep_b.info().iface.address.ip), srv.port)
-        assert seen == str(ep_a.info().iface.address.ip)
-    finally:
-        srv.close()
+    assert connect_seen(a, b, ep_b) == str(ep_a.info().iface.address.ip)
 
 
 def test_bridge_networks_are_isolated(ctrl: pyln.Controller) -> None:
@@ -314,12 +319,7 @@ def test_failed_bridge_leaves_no_rules(
     assert fw.networks() == [net.id]
     a, ea = container(ctrl, net, "a")
     b, eb = container(ctrl, net, "b")
-    srv = Server(Namespace.open(b.key))
-    try:
-        seen = connect(Namespace.open(a.key), str(eb.info().iface.address.ip), srv.port)
-        assert seen == str(ea.info().iface.address.ip)
-    finally:
-        srv.close()
+    assert connect_seen(a, b, eb) == str(ea.info().iface.address.ip)
 
 
 def test_null_and_host_drivers(ctrl: pyln.Controller, world: World) -> None:

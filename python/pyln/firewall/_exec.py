@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import errno
 import json
 import shutil
 import socket
@@ -15,8 +14,11 @@ import subprocess
 import threading
 from typing import Any
 
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
 from pyln.firewall.errors import BackendUnavailable, FirewallError
 from pyln.osl import Namespace, NamespaceWorker
+from pyln.osl.rtnl import Rtnl
 
 # Where a call runs inside a namespace: a fresh thread each time (Namespace) or a
 # long-lived one (NamespaceWorker); both run inline for a caller already there.
@@ -111,13 +113,9 @@ def nft_list(ns: InNamespace, command: str) -> list[dict[str, Any]] | None:
 
 
 NETLINK_NETFILTER = 12
-_NFNL_SUBSYS_NFTABLES = 10
-_NFT_MSG_GETGEN = 16
-_NFT_MSG_NEWGEN = 15
+_NFT_MSG_GETGEN = (10 << 8) | 16  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN
+_NFT_MSG_NEWGEN = (10 << 8) | 15
 _NFTA_GEN_ID = 1
-_NLMSG_ERROR = 2
-_NLM_F_REQUEST = 1
-_NLM_F_ACK = 4
 
 
 class NftGeneration:
@@ -127,45 +125,24 @@ class NftGeneration:
     what the kernel has, instead of listing it again (~4 ms and growing with it)."""
 
     def __init__(self, ns: Namespace) -> None:
-        self._sock = ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-        self._sock.bind((0, 0))
-        self._lock = threading.Lock()
-        self._seq = 0
+        self._nl = Rtnl(ns.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER))
 
     def close(self) -> None:
-        self._sock.close()
+        self._nl.close()
 
     def read(self) -> int:
         """The current generation; FirewallError if the kernel does not answer."""
-        with self._lock:
-            self._seq = self._seq % 0x7FFFFFFF + 1
-            seq = self._seq
-            kind = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETGEN
-            # nlmsghdr, then nfgenmsg: family AF_UNSPEC, version 0, resource id 0.
-            req = struct.pack("=IHHII", 20, kind, _NLM_F_REQUEST | _NLM_F_ACK, seq, 0)
-            self._sock.sendto(req + struct.pack("=BBH", 0, 0, 0), (0, 0))
-            gen: int | None = None
-            while True:
-                data = self._sock.recv(65536)
-                off = 0
-                while off + 16 <= len(data):
-                    length, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data, off)
-                    if length < 16 or off + length > len(data):
-                        raise FirewallError("nftables: malformed generation reply")
-                    if mseq == seq and mtype == _NLMSG_ERROR:
-                        if length < 20:
-                            raise FirewallError("nftables: malformed generation reply")
-                        code = -struct.unpack_from("=i", data, off + 16)[0]
-                        if code:
-                            raise FirewallError(
-                                f"nftables: reading the ruleset generation: {os_strerror(code)}"
-                            )
-                        if gen is None:
-                            raise FirewallError("nftables: no ruleset generation in the reply")
-                        return gen
-                    if mseq == seq and mtype == (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_NEWGEN:
-                        gen = _gen_id(data[off + 20 : off + length])
-                    off += (length + 3) & ~3
+        try:
+            # nfgenmsg: family AF_UNSPEC, version 0, resource id 0.
+            replies = self._nl.raw(_NFT_MSG_GETGEN, 0, struct.pack("=BBH", 0, 0, 0))
+        except NetlinkError as e:
+            raise FirewallError(f"nftables: reading the ruleset generation: {e}") from e
+        for msg in replies:
+            if struct.unpack_from("=H", msg, 4)[0] == _NFT_MSG_NEWGEN:
+                gen = _gen_id(msg[20:])
+                if gen is not None:
+                    return gen
+        raise FirewallError("nftables: no ruleset generation in the reply")
 
 
 def _gen_id(attrs: bytes) -> int | None:
@@ -179,10 +156,6 @@ def _gen_id(attrs: bytes) -> int | None:
             return int(struct.unpack_from(">I", attrs, off + 4)[0])
         off += (alen + 3) & ~3
     return None
-
-
-def os_strerror(code: int) -> str:
-    return f"{errno.errorcode.get(code, code)} ({code})"
 
 
 def tool(name: str) -> str:

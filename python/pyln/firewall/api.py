@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyln.errors import BadRequest
 from pyln.firewall.errors import InvalidFirewallRequest, UnknownBackend
 from pyln.osl import interfaces
 from pyln.osl.interfaces import LinkNotFound
@@ -184,7 +183,7 @@ class Firewall(ABC):
             )
         except LinkNotFound:
             pass  # no such bridge (yet): nothing to route
-        except (interfaces.LinkError, BadRequest) as e:
+        except interfaces.LinkError as e:
             # Only 127.0.0.1:port access depends on it; the rules still go in.
             log.warning("route_localnet on %s: %s", rules.bridge, e)
 

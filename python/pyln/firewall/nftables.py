@@ -265,6 +265,9 @@ class NftablesFirewall(Firewall):
                 self._gen = NftGeneration(self.ns)
             return self._gen.read()
         except (OSError, FirewallError):
+            if self._gen is not None:  # a socket out of step: open a new one next time
+                self._gen.close()
+                self._gen = None
             return None
 
     def close(self) -> None:

@@ -6,7 +6,8 @@ socket. `Rtnl` keeps pyroute2's request building (the same keyword arguments, th
 same filters and message classes) and its parser, and does the I/O itself: one
 sendto and the recvs of that one conversation. It is bound to no multicast group
 (no notifications to read and drop) and, unlike IPRoute, may be used from any
-thread (a lock serialises conversations).
+thread (a lock serialises conversations). Its raw() conversation is plain netlink,
+so it also serves other families (the nftables generation, firewall/_exec.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2.iproute.linux import (  # type: ignore[import-untyped]
     get_arguments_processor,
@@ -64,7 +65,6 @@ NETLINK_EXT_ACK = 11
 # A dump's datagrams are at most ~32 KiB (the kernel sizes them by the reader's
 # buffer, up to that); one reply to a request is far smaller.
 _RECV_SIZE = 65536
-T = TypeVar("T")
 _REQ = NLM_F_REQUEST | NLM_F_ACK
 _FLAGS = {
     "dump": NLM_F_REQUEST | NLM_F_DUMP,
@@ -191,7 +191,7 @@ class Rtnl:
         with self._lock:
             seq = self._next_seq()
             header = struct.pack("=IHHII", 16 + len(body), msg_type, flags | NLM_F_REQUEST, seq, 0)
-            return self._talk(seq, header + body, self._raw_replies)
+            return self._talk(seq, header + body)
 
     # -- links, decoded only as far as pyln needs -------------------------------------
 
@@ -266,14 +266,20 @@ class Rtnl:
             msg["header"]["sequence_number"] = seq
             msg["header"]["pid"] = 0
             msg.encode()
-            return self._talk(seq, msg.data, lambda q: list(self._replies(q)))
+            raw = self._talk(seq, msg.data)
+        replies = list(self._marshal.parse(b"".join(raw)))
+        for m in replies:
+            error = m["header"].get("error")
+            if error is not None:  # a reply pyroute2 could not decode
+                raise error
+        return replies
 
     def _next_seq(self) -> int:
         self._seq = self._seq % 0x7FFFFFFF + 1
         return self._seq
 
-    def _talk(self, seq: int, data: bytes, read: Callable[[int], list[T]]) -> list[T]:
-        """Sends one request and reads its replies with `read` (the caller holds the
+    def _talk(self, seq: int, data: bytes) -> list[bytes]:
+        """Sends one request and returns its replies undecoded (the caller holds the
         lock). If reading stops before the conversation's end, the socket is closed
         and marked broken rather than left out of step with the kernel."""
         if self.broken:
@@ -281,39 +287,15 @@ class Rtnl:
         self._open = seq
         try:
             self._sock.sendto(data, (0, 0))
-            return read(seq)
+            return self._raw_replies(seq)
         finally:
             if self._open is not None:
                 self.broken = True
                 self._sock.close()
 
-    def _replies(self, seq: int) -> Iterator[Any]:
-        error: BaseException | None = None
-        while True:
-            data = self._recv()
-            done = False
-            for m in self._marshal.parse(data):
-                header = m["header"]
-                if header.get("sequence_number") != seq:
-                    continue  # an answer to a conversation an error cut short
-                kind = header.get("type")
-                if kind == NLMSG_ERROR or kind == NLMSG_DONE:
-                    done = True
-                    self._open = None
-                    err = header.get("error")
-                    if err is not None:
-                        error = err
-                    break
-                if header.get("error") is not None:
-                    error = header["error"]
-                    continue
-                yield m
-            if done:
-                break
-        if error is not None:
-            raise error
-
     def _raw_replies(self, seq: int) -> list[bytes]:
+        """The replies to request `seq` up to its end (ACK, error or DONE), each from
+        its netlink header on; NetlinkError with the kernel's code if it failed."""
         out: list[bytes] = []
         while True:
             data = self._recv()
