@@ -4,43 +4,72 @@
 //! parameters: SIM_PARAMS="scenario=split-brain,loss=0.02".
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::Instant;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
 
 /// Counts live heap bytes, so that memory per node is measured exactly (RSS
 /// also holds freed memory the allocator keeps). It wraps mimalloc, the
 /// allocator of the Python extension (`pyln sim`), so that both measure the same.
+/// Each thread counts in its own cache line (the simulator runs on several
+/// threads: one shared counter cost more than the allocations themselves);
+/// the live heap is the sum, and its peak is sampled every millisecond.
 struct Counting;
 static INNER: MiMalloc = MiMalloc;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+#[repr(align(128))]
+struct Stripe(AtomicIsize);
+const STRIPES: usize = 16;
+static LIVE: [Stripe; STRIPES] = [const { Stripe(AtomicIsize::new(0)) }; STRIPES];
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static MY_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn count(delta: isize) {
+    let k = MY_STRIPE.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES);
+        }
+        s.get()
+    });
+    LIVE[k].0.fetch_add(delta, Relaxed);
+}
+
+fn live() -> usize {
+    LIVE.iter().map(|s| s.0.load(Relaxed)).sum::<isize>().max(0) as usize
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         let p = unsafe { INNER.alloc(l) };
         if !p.is_null() {
-            let now = LIVE.fetch_add(l.size(), Relaxed) + l.size();
-            PEAK.fetch_max(now, Relaxed);
+            count(l.size() as isize);
         }
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         unsafe { INNER.dealloc(p, l) };
-        LIVE.fetch_sub(l.size(), Relaxed);
+        count(-(l.size() as isize));
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         let q = unsafe { INNER.realloc(p, l, new) };
         if !q.is_null() {
-            let now = if new >= l.size() {
-                LIVE.fetch_add(new - l.size(), Relaxed) + new - l.size()
-            } else {
-                LIVE.fetch_sub(l.size() - new, Relaxed) - (l.size() - new)
-            };
-            PEAK.fetch_max(now, Relaxed);
+            count(new as isize - l.size() as isize);
         }
         q
+    }
+}
+
+/// Samples the live heap into PEAK until `stop` is set.
+fn sample_peak(stop: &AtomicBool) {
+    while !stop.load(Relaxed) {
+        PEAK.fetch_max(live(), Relaxed);
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -96,12 +125,19 @@ fn main() {
             p.set(k, v).unwrap();
         }
         let t = Instant::now();
-        let heap0 = LIVE.load(Relaxed);
+        let heap0 = live();
         PEAK.store(heap0, Relaxed);
-        let mut r = Runner::new(p).unwrap();
-        // Heap of the cluster just formed, per node and per member entry.
-        let per_node = (LIVE.load(Relaxed) - heap0) as f64 / n as f64;
-        let rep = r.report();
+        let stop = AtomicBool::new(false);
+        let (per_node, rep) = std::thread::scope(|sc| {
+            sc.spawn(|| sample_peak(&stop));
+            let mut r = Runner::new(p).unwrap();
+            // Heap of the cluster just formed, per node and per member entry.
+            let per_node = live().saturating_sub(heap0) as f64 / n as f64;
+            let rep = r.report();
+            PEAK.fetch_max(live(), Relaxed);
+            stop.store(true, Relaxed);
+            (per_node, rep)
+        });
         let wall = t.elapsed().as_secs_f64();
         println!(
             "{:>7} {:>8.1} {:>8.1} {:>8.1} {:>12} {:>11.0} {:>10.0} {:>10.0} {:>12.0} {:>12.0} {:>9.0}",

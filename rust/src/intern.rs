@@ -84,12 +84,13 @@ pub fn shared_bytes(msg: Vec<u8>) -> Arc<[u8]> {
 ///
 /// Ids are never reused and names never dropped, like the registry above.
 /// The names are kept in segments of 64, 128, 256, ... slots that are
-/// allocated once and never move, so a reader needs no lock.
+/// allocated once and never move, so a reader needs no lock. The index from
+/// name to id is read without a lock too: the simulator's threads look names
+/// up on every received event, and a read lock's shared counter cost them
+/// more than the lookup (its cache line went back and forth between cores).
 mod node_ids {
     use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-    use std::sync::{Arc, OnceLock, RwLock};
-
-    use hashbrown::HashTable;
+    use std::sync::{Arc, Mutex};
 
     const FIRST: usize = 64;
     /// 64 × (2^27 − 1) slots: room for every `u32` id.
@@ -100,9 +101,51 @@ mod node_ids {
     static SEGS: [AtomicPtr<Slot>; SEGMENTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS];
     static COUNT: AtomicU32 = AtomicU32::new(0);
 
-    fn index() -> &'static RwLock<HashTable<u32>> {
-        static INDEX: OnceLock<RwLock<HashTable<u32>>> = OnceLock::new();
-        INDEX.get_or_init(|| RwLock::new(HashTable::new()))
+    /// An open-addressing index: each slot holds 0 or id + 1. Slots only
+    /// go from 0 to an id, so a reader probing without a lock sees a name
+    /// or not yet; a full table is copied into one twice its size and the
+    /// old one is left to the readers that may still hold it (leaked: the
+    /// copies add up to less than the last one).
+    struct Index {
+        mask: usize,
+        slots: Box<[AtomicU32]>,
+    }
+
+    static INDEX: AtomicPtr<Index> = AtomicPtr::new(std::ptr::null_mut());
+    /// Held by writers: ids are handed out one at a time.
+    static WRITE: Mutex<()> = Mutex::new(());
+
+    fn index() -> Option<&'static Index> {
+        let p = INDEX.load(Ordering::Acquire);
+        // SAFETY: INDEX holds null or a leaked `Index`, never freed.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    impl Index {
+        fn with_capacity(cap: usize) -> Index {
+            let n = cap.next_power_of_two().max(64);
+            Index { mask: n - 1, slots: (0..n).map(|_| AtomicU32::new(0)).collect() }
+        }
+
+        fn find(&self, h: u64, name: &str) -> Option<u32> {
+            let mut i = h as usize & self.mask;
+            loop {
+                match self.slots[i].load(Ordering::Acquire) {
+                    0 => return None,
+                    v if name_eq(v - 1, name) => return Some(v - 1),
+                    _ => i = (i + 1) & self.mask,
+                }
+            }
+        }
+
+        /// Puts `id` in the first free slot of its probe (writers only).
+        fn insert(&self, h: u64, id: u32) {
+            let mut i = h as usize & self.mask;
+            while self.slots[i].load(Ordering::Relaxed) != 0 {
+                i = (i + 1) & self.mask;
+            }
+            self.slots[i].store(id + 1, Ordering::Release);
+        }
     }
 
     /// (segment, offset) of an id.
@@ -141,10 +184,7 @@ mod node_ids {
 
     /// The id of `name`, if it has one.
     pub fn find(name: &str) -> Option<u32> {
-        // A poisoned lock only means a panic elsewhere; the table is consistent
-        // (insert_unique is its only mutation).
-        let t = index().read().unwrap_or_else(|e| e.into_inner());
-        t.find(hash(name), |&i| name_eq(i, name)).copied()
+        index()?.find(hash(name), name)
     }
 
     fn name_eq(i: u32, name: &str) -> bool {
@@ -156,8 +196,10 @@ mod node_ids {
         if let Some(i) = find(name) {
             return i;
         }
-        let mut t = index().write().unwrap_or_else(|e| e.into_inner());
-        if let Some(&i) = t.find(hash(name), |&i| name_eq(i, name)) {
+        // A poisoned lock only means a panic elsewhere; the index is
+        // consistent after every store.
+        let _w = WRITE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = find(name) {
             return i;
         }
         let id = COUNT.load(Ordering::Relaxed);
@@ -171,7 +213,22 @@ mod node_ids {
         if let Some(s) = slot(id) {
             s.store(leaked, Ordering::Release);
         }
-        t.insert_unique(hash(name), id, |&i| self::name(i).map_or(0, hash));
+        // At most half full, so that probes stay short.
+        let t = match index() {
+            Some(t) if (next as usize) * 2 <= t.slots.len() => t,
+            _ => {
+                let grown = Index::with_capacity(next as usize * 2);
+                for i in 0..id {
+                    if let Some(n) = self::name(i) {
+                        grown.insert(hash(n), i);
+                    }
+                }
+                let grown: &'static Index = Box::leak(Box::new(grown));
+                INDEX.store(grown as *const Index as *mut Index, Ordering::Release);
+                grown
+            }
+        };
+        t.insert(hash(name), id);
         COUNT.store(next, Ordering::Relaxed);
         id
     }
@@ -244,6 +301,39 @@ mod tests {
         let many: Vec<u32> = (0..500).map(|i| node_id(&format!("node-id-test-{i}"))).collect();
         for (i, &id) in many.iter().enumerate() {
             assert_eq!(node_name(id), Some(format!("node-id-test-{i}").as_str()));
+        }
+    }
+
+    #[test]
+    fn node_ids_from_many_threads_agree() {
+        // Four threads name the same 3,000 names in different orders while
+        // the index grows under the readers: every name gets one id, and
+        // every thread reads back that id and that name.
+        let names: Vec<String> = (0..3000).map(|i| format!("node-id-race-{i}")).collect();
+        let seen: Vec<Vec<u32>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    let names = &names;
+                    sc.spawn(move || {
+                        let mut ids = vec![0; names.len()];
+                        for k in 0..names.len() {
+                            let i = if t % 2 == 0 { k } else { names.len() - 1 - k };
+                            ids[i] = node_id(&names[i]);
+                            assert_eq!(find_node_id(&names[i]), Some(ids[i]));
+                        }
+                        ids
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for ids in &seen[1..] {
+            assert_eq!(ids, &seen[0]);
+        }
+        let distinct: std::collections::HashSet<u32> = seen[0].iter().copied().collect();
+        assert_eq!(distinct.len(), names.len());
+        for (n, &id) in names.iter().zip(&seen[0]) {
+            assert_eq!(node_name(id), Some(n.as_str()));
         }
     }
 

@@ -101,6 +101,23 @@ def test_same_seed_same_report_with_faults() -> None:
     assert a == b
 
 
+def test_threads_change_the_wall_time_only(tmp_path: Path) -> None:
+    # The nodes split over threads (--threads) run the very same simulation:
+    # a faulty scenario with loss, on 1, 2 and 3 threads, gives one report.
+    reports = []
+    for threads in ("1", "2", "3"):
+        out = tmp_path / f"r{threads}.json"
+        args = ["sim", "--nodes", "40", "--duration", "20", "--seed", "5", "--loss", "0.02"]
+        args += ["--scenario", "rolling-restart", "--writes", "40", "--threads", threads]
+        assert pyln_main([*args, "--report", str(out), "--quiet"]) == 0
+        r = without_wall_figures(json.loads(out.read_text()))
+        assert r["params"].pop("threads") == int(threads)
+        reports.append(r)
+    assert reports[0]["writes"] >= 40  # and the keys restarted nodes re-create
+    assert reports[0] == reports[1] == reports[2]
+    assert pyln_main(["sim", "--nodes", "10", "--threads", "-1", "--quiet"]) == 2
+
+
 def test_loss_slows_convergence_and_protocol_flags_matter() -> None:
     base = {"nodes": 30, "duration": 30.0, "writes": 60, "seed": 2}
     clean = run(base)

@@ -64,6 +64,13 @@ FLAGS: list[tuple[str, str, Callable[[str], Value], str]] = [
     ("--value-size", "value_size", int, "bytes per table value (100)"),
     ("--settle", "settle", float, "final seconds without writes or faults (15)"),
     ("--churn-fraction", "churn_fraction", float, "nodes crashed by mass-churn (0.2)"),
+    (
+        "--threads",
+        "threads",
+        int,
+        "threads that run the nodes (0, default: one per core from 400 nodes;"
+        " the report is the same for any number)",
+    ),
 ]
 SCALE = {"latency": 1e-3, "jitter": 1e-3}
 

@@ -1209,6 +1209,7 @@ impl NdbNode {
 }
 
 impl crate::sim::Machine for NdbNode {
+    type Note = ();
     fn addr(&self) -> SocketAddr {
         self.ml.local_addr()
     }

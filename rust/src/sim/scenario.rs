@@ -6,18 +6,16 @@
 //! merged by the same code a real node runs. Only time, the wire and the
 //! start-up are the simulator's (see [`Bootstrap`]).
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::Instant;
 
 use super::metrics::Recorder;
 use super::net::{Machine, Sim, SimConfig};
 use crate::networkdb::convert::push_pull_to_wire;
 use crate::networkdb::events::{NetworkEntry, NetworkPushPull};
-use crate::networkdb::protocol::{NdbNode, Settings};
+use crate::networkdb::protocol::{NdbNode, Settings, Trace};
 use crate::swim::rng::Rng;
 use crate::swim::suspicion::suspicion_timeout;
 use crate::swim::{Action, Config as MlConfig};
@@ -131,6 +129,9 @@ pub struct Params {
     /// Seconds a restarted node stays down.
     pub downtime: f64,
     pub sample_interval: f64,
+    /// Threads that run the nodes; 0: one per core this process may use.
+    /// The run is the same for any number.
+    pub threads: usize,
 }
 
 impl Default for Params {
@@ -164,6 +165,7 @@ impl Default for Params {
             churn_fraction: 0.2,
             downtime: 2.0,
             sample_interval: 1.0,
+            threads: 0,
         }
     }
 }
@@ -235,6 +237,7 @@ impl Params {
             "latency" => self.latency = num(&v)?.max(0.0),
             "jitter" => self.jitter = num(&v)?.max(0.0),
             "bandwidth" => self.bandwidth = num(&v)?.max(0.0),
+            "threads" => self.threads = count(&v)?.min(256),
             "scenario" => match &v {
                 Value::Str(s) => {
                     self.scenario = Scenario::parse(s).ok_or_else(|| bad("unknown scenario"))?
@@ -338,6 +341,17 @@ impl Params {
         c
     }
 
+    /// The threads a run uses: `threads`, or one per usable core from
+    /// `PARALLEL_FROM` nodes (below that, keeping the threads in step costs
+    /// more than they give: 300 nodes ran about as fast on two as on one).
+    pub fn sim_threads(&self) -> usize {
+        match self.threads {
+            0 if self.nodes < PARALLEL_FROM => 1,
+            0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
+            t => t,
+        }
+    }
+
     /// The longest time memberlist takes to declare a suspect dead in a
     /// cluster of this size: suspicion_max_timeout_mult × the Lifeguard
     /// minimum. The bound of the "healthy node believed dead" check.
@@ -348,19 +362,19 @@ impl Params {
     }
 }
 
+/// The cluster size from which a run uses every core by default.
+pub const PARALLEL_FROM: usize = 400;
+
 /// The node address of index `i` on the virtual network.
 pub fn addr(i: usize) -> SocketAddr {
     let v = i as u32 + 1;
     SocketAddr::from(([10, (v >> 16) as u8, (v >> 8) as u8, v as u8], 7946))
 }
 
-/// A networkdb node on the virtual network, with its traces going to the
-/// recorder as they happen.
+/// A networkdb node on the virtual network; its traces are the simulator's
+/// notes, which the runner hands to the recorder in time order.
 pub struct SimNode {
     pub ndb: NdbNode,
-    idx: usize,
-    now: u64,
-    rec: Rc<RefCell<Recorder>>,
 }
 
 impl SimNode {
@@ -371,36 +385,32 @@ impl SimNode {
 }
 
 impl Machine for SimNode {
+    type Note = Trace;
     fn addr(&self) -> SocketAddr {
         self.ndb.ml.local_addr()
     }
     fn on_packet(&mut self, now: u64, from: SocketAddr, data: &[u8]) {
-        self.now = now;
         self.ndb.handle_packet(now, from, data)
     }
     fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-        self.now = now;
         self.ndb.handle_stream(now, from, data).ok().flatten()
     }
     fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) {
-        self.now = now;
         let _ = self.ndb.handle_stream_reply(now, token, data);
     }
     fn poll_timeout(&self) -> u64 {
         self.ndb.poll_timeout()
     }
     fn on_timeout(&mut self, now: u64) {
-        self.now = now;
         self.ndb.handle_timeout(now)
     }
     fn take_actions(&mut self) -> Vec<Action> {
-        let t = self.ndb.take_trace();
-        if !t.is_empty() {
-            self.rec.borrow_mut().observe(self.idx, self.now, t);
-        }
         // Watchers are not simulated: their events are dropped.
         let _ = self.ndb.take_watch_events();
         self.ndb.take_actions()
+    }
+    fn take_notes(&mut self) -> Vec<Trace> {
+        self.ndb.take_trace()
     }
 }
 
@@ -528,7 +538,7 @@ pub fn rss_bytes() -> u64 {
 pub struct Runner {
     p: Params,
     pub sim: Sim<SimNode>,
-    rec: Rc<RefCell<Recorder>>,
+    rec: Recorder,
     rng: Rng,
     node_nets: Vec<Vec<usize>>,
     plan: Vec<(u64, Act)>,
@@ -609,11 +619,7 @@ impl Runner {
                 members[j].push(i);
             }
         }
-        let rec = Rc::new(RefCell::new(Recorder::new(
-            p.nodes,
-            members,
-            p.suspicion_bound(),
-        )));
+        let rec = Recorder::new(p.nodes, members, p.suspicion_bound());
         let cfg = SimConfig {
             latency: us(p.latency),
             jitter: us(p.jitter),
@@ -621,6 +627,7 @@ impl Runner {
             stream_timeout: us(p.ml_config("x").tcp_timeout as f64 / 1e6),
             seed: p.seed,
             bandwidth: p.bandwidth as u64,
+            threads: p.sim_threads(),
         };
         let bootstrap_nodes: Vec<SocketAddr> = if p.bootstrap == Bootstrap::Join {
             vec![addr(0)]
@@ -667,16 +674,43 @@ impl Runner {
     }
 
     fn make_node(&mut self, i: usize, now: u64) -> SimNode {
-        let ndb = new_ndb(&self.p, i, self.restarts, now);
-        self.wrap(i, ndb, now)
+        SimNode { ndb: new_ndb(&self.p, i, self.restarts, now) }
     }
 
-    fn wrap(&self, i: usize, ndb: NdbNode, now: u64) -> SimNode {
-        SimNode {
-            ndb,
-            idx: i,
-            now,
-            rec: self.rec.clone(),
+    /// Hands the nodes' traces since the last call to the recorder, in the
+    /// simulator's order (see `Sim::take_notes`).
+    fn flush(&mut self) {
+        for (now, i, traces) in self.sim.take_notes() {
+            self.rec.observe(i, now, traces);
+        }
+    }
+
+    /// Runs `f` on node `i` now (an API call) and records its traces.
+    fn input<R>(&mut self, i: usize, f: impl FnOnce(&mut SimNode, u64) -> R) -> Option<R> {
+        let r = self.sim.with(i, f);
+        self.flush();
+        r
+    }
+
+    /// Runs the simulation to `t` and records the traces.
+    fn run_to(&mut self, t: u64) {
+        self.sim.run_until(t);
+        self.flush();
+    }
+
+    /// Runs until `cond` holds (checked every `step`, traces recorded) or
+    /// `deadline`.
+    fn run_until_cond(&mut self, step: u64, deadline: u64, cond: impl Fn(&Self) -> bool) -> bool {
+        loop {
+            self.flush();
+            if cond(self) {
+                return true;
+            }
+            if self.sim.now >= deadline {
+                return false;
+            }
+            let t = (self.sim.now + step).min(deadline);
+            self.sim.run_until(t);
         }
     }
 
@@ -769,12 +803,11 @@ impl Runner {
                 });
             }
         });
-        for (i, ndb) in built.into_iter().enumerate() {
+        for ndb in built.into_iter() {
             let Some(ndb) = ndb else { continue };
-            let m = self.wrap(i, ndb, 0);
-            // Traces go to the recorder with the first take_actions (in add).
-            self.sim.add(m);
+            self.sim.add(SimNode { ndb });
         }
+        self.flush();
         drop(snap);
     }
 
@@ -784,28 +817,25 @@ impl Runner {
             let m = self.make_node(i, 0);
             self.sim.add(m);
         }
+        self.flush();
         let boot = self.bootstrap_nodes.clone();
         for i in 1..n {
-            self.sim.with(i, |m, now| {
-                m.now = now;
+            self.input(i, |m, now| {
                 m.ndb.join(now, &boot)
             });
         }
-        self.rec.borrow_mut().membership_event("formation", 0);
-        let rec = self.rec.clone();
-        self.sim
-            .run_until_cond(10_000, 300 * SEC, |_| rec.borrow().disagreement() == 0);
+        self.rec.membership_event("formation", 0);
+        self.run_until_cond(10_000, 300 * SEC, |r| r.rec.disagreement() == 0);
         for i in 0..n {
             self.join_networks(i);
         }
         let nets = self.node_nets.clone();
         let want: Vec<usize> = (0..self.p.networks)
-            .map(|j| self.rec.borrow().members(j).len())
+            .map(|j| self.rec.members(j).len())
             .collect();
-        self.sim
-            .run_until_cond(10_000, self.sim.now + 60 * SEC, |s| {
+        self.run_until_cond(10_000, self.sim.now + 60 * SEC, |r| {
                 (0..n).all(|i| {
-                    s.node(i).is_some_and(|m| {
+                    r.sim.node(i).is_some_and(|m| {
                         nets[i]
                             .iter()
                             .all(|&j| m.ndb.core.db.network_peer_count(&net_name(j)) + 1 == want[j])
@@ -816,8 +846,7 @@ impl Runner {
 
     fn join_networks(&mut self, i: usize) {
         let nets: Vec<String> = self.node_nets[i].iter().map(|&j| net_name(j)).collect();
-        self.sim.with(i, |m, now| {
-            m.now = now;
+        self.input(i, |m, now| {
             for n in &nets {
                 let _ = m.ndb.join_network(now, n);
             }
@@ -915,7 +944,7 @@ impl Runner {
         loop {
             let next_act = self.plan.get(self.next).map_or(u64::MAX, |(t, _)| *t);
             let step = next_act.min(self.next_sample).min(target);
-            self.sim.run_until(step);
+            self.run_to(step);
             if step == self.next_sample && self.next_sample <= target {
                 self.sample();
                 self.next_sample += us(self.p.sample_interval);
@@ -937,7 +966,7 @@ impl Runner {
             t: self.sim.now,
             ..Default::default()
         };
-        for (i, tr) in self.sim.traffic.iter().enumerate() {
+        for (i, tr) in self.sim.traffics().enumerate() {
             s.bytes_sent += tr.bytes_sent;
             s.bytes_received += tr.bytes_received;
             s.msgs_sent += tr.packets_sent + tr.streams_sent;
@@ -950,7 +979,7 @@ impl Runner {
     }
 
     fn up(&self, i: usize) -> bool {
-        self.sim.node(i).is_some_and(|m| !m.ndb.leave_finished()) && self.rec.borrow().up[i]
+        self.sim.node(i).is_some_and(|m| !m.ndb.leave_finished()) && self.rec.up[i]
     }
 
     fn act(&mut self, a: Act) {
@@ -963,7 +992,7 @@ impl Runner {
                     if j != v {
                         self.sim.block(v, j);
                         self.sim.block(j, v);
-                        let mut r = self.rec.borrow_mut();
+                        let r = &mut self.rec;
                         r.blocked.insert((v, j));
                         r.blocked.insert((j, v));
                     }
@@ -973,11 +1002,11 @@ impl Runner {
                 let half = self.p.nodes / 2;
                 let groups: Vec<u32> = (0..self.p.nodes).map(|i| (i >= half) as u32).collect();
                 self.sim.set_groups(&groups);
-                self.rec.borrow_mut().group = groups;
+                self.rec.group = groups;
             }
             Act::OneWay => {
                 let half = self.p.nodes / 2;
-                let mut r = self.rec.borrow_mut();
+                let r = &mut self.rec;
                 for a in half..self.p.nodes {
                     for b in 0..half {
                         self.sim.block(a, b);
@@ -991,23 +1020,22 @@ impl Runner {
                     self.seed_saw_all_dead = alone;
                 }
                 self.sim.heal();
-                let mut r = self.rec.borrow_mut();
+                let r = &mut self.rec;
                 r.group.iter_mut().for_each(|g| *g = 0);
                 r.blocked.clear();
                 r.healed(now);
             }
             Act::Leave(i) => {
                 self.stash_keys(i);
-                self.sim.with(i, |m, now| {
-                    m.now = now;
-                    m.ndb.leave(now)
+                self.input(i, |m, now| {
+                        m.ndb.leave(now)
                 });
-                self.rec.borrow_mut().node_down(i, now, "leave");
+                self.rec.node_down(i, now, "leave");
             }
             Act::Crash(i) => {
-                if self.rec.borrow().up[i] {
+                if self.rec.up[i] {
                     self.stash_keys(i);
-                    self.rec.borrow_mut().node_down(i, now, "crash");
+                    self.rec.node_down(i, now, "crash");
                 }
                 self.sim.crash(i);
             }
@@ -1021,8 +1049,9 @@ impl Runner {
                     .filter(|a| *a != addr(i))
                     .collect();
                 m.ndb.join(now, &boot);
-                self.rec.borrow_mut().node_up(i, now, "restart");
+                self.rec.node_up(i, now, "restart");
                 self.sim.replace(i, m);
+                self.flush();
             }
             Act::JoinNetworks(i) => self.join_networks(i),
             Act::Recreate(i) => {
@@ -1043,16 +1072,13 @@ impl Runner {
 
     fn create(&mut self, owner: usize, network: usize, key: String, value: Vec<u8>) {
         let net = net_name(network);
-        let ok = self.sim.with(owner, |m, now| {
-            m.now = now;
+        let ok = self.input(owner, |m, now| {
             m.ndb.create_entry(now, TABLE, &net, &key, &value).ok()?;
             m.stored_ltime(&net, &key)
         });
         if let Some(Some(ltime)) = ok {
             let now = self.sim.now;
-            self.rec
-                .borrow_mut()
-                .write(now, owner, network, &key, ltime, false);
+            self.rec.write(now, owner, network, &key, ltime, false);
             self.live.push(LiveKey {
                 key,
                 owner,
@@ -1100,8 +1126,7 @@ impl Runner {
         let deleting = op == 2;
         let key = k.key.clone();
         let v2 = value.clone();
-        let ok = self.sim.with(k.owner, |m, now| {
-            m.now = now;
+        let ok = self.input(k.owner, |m, now| {
             let r = if deleting {
                 m.ndb.delete_entry(now, TABLE, &net, &key)
             } else {
@@ -1112,9 +1137,7 @@ impl Runner {
         });
         if let Some(Some(ltime)) = ok {
             let now = self.sim.now;
-            self.rec
-                .borrow_mut()
-                .write(now, k.owner, k.network, &k.key, ltime, deleting);
+            self.rec.write(now, k.owner, k.network, &k.key, ltime, deleting);
             if deleting {
                 self.live.swap_remove(idx);
             } else {
@@ -1136,7 +1159,7 @@ impl Runner {
         let mut bad = 0;
         for j in 0..self.p.networks {
             let net = net_name(j);
-            let members: Vec<usize> = self.rec.borrow().members(j).to_vec();
+            let members: Vec<usize> = self.rec.members(j).to_vec();
             let mut truth: BTreeMap<String, (Vec<u8>, String)> = BTreeMap::new();
             for &o in &members {
                 let Some(m) = self.sim.node(o).filter(|_| self.up(o)) else {
@@ -1186,10 +1209,10 @@ impl Runner {
             if self.samples.last().is_none_or(|s| s.t < self.sim.now) {
                 self.sample();
             }
-            self.rec.borrow_mut().finish(self.sim.now);
+            self.rec.finish(self.sim.now);
         }
         let run_wall = self.started.elapsed().as_secs_f64() - self.setup_wall;
-        let rec = self.rec.borrow();
+        let rec = &self.rec;
         let conv = rec.convergence();
         let mut times = Vec::new();
         let mut abandoned = 0;
@@ -1376,6 +1399,49 @@ mod tests {
         assert_eq!(a.entry_convergence, b.entry_convergence);
         assert_eq!(a.bytes_per_node_per_s, b.bytes_per_node_per_s);
         assert_eq!(a.events, b.events);
+    }
+
+    /// A report with the measures of the machine (wall times, memory)
+    /// blanked: what must not depend on how the run was executed.
+    fn simulated(mut r: Report) -> String {
+        r.setup_wall_s = 0.0;
+        r.run_wall_s = 0.0;
+        r.rss_bytes = 0;
+        r.memory_per_node_bytes = 0.0;
+        format!("{r:?}")
+    }
+
+    #[test]
+    fn every_scenario_is_the_same_run_on_any_number_of_threads() {
+        // Every scenario, with loss and jitter (drawn per node) and a
+        // bandwidth limit: one thread, two and three (shards of unequal
+        // sizes) give the very same report.
+        for sc in [
+            Scenario::Steady,
+            Scenario::Seed,
+            Scenario::SplitBrain,
+            Scenario::Asymmetric,
+            Scenario::RollingRestart,
+            Scenario::MassChurn,
+        ] {
+            let run = |threads: usize| {
+                let p = Params { threads, loss: 0.02, bandwidth: 2e6, duration: 20.0, ..params(24, sc) };
+                simulated(Runner::new(p).unwrap().report())
+            };
+            let one = run(1);
+            assert_eq!(one, run(2), "{sc:?}");
+            assert_eq!(one, run(3), "{sc:?}");
+        }
+    }
+
+    #[test]
+    fn threads_default_to_the_cores_for_large_clusters() {
+        let small = Params { nodes: PARALLEL_FROM - 1, ..Params::default() };
+        assert_eq!(small.sim_threads(), 1);
+        let large = Params { nodes: PARALLEL_FROM, ..Params::default() };
+        let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+        assert_eq!(large.sim_threads(), cores);
+        assert_eq!(Params { threads: 3, ..small }.sim_threads(), 3);
     }
 
     #[test]

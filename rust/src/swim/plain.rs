@@ -114,6 +114,7 @@ impl PlainNode {
 }
 
 impl crate::sim::Machine for PlainNode {
+    type Note = ();
     fn addr(&self) -> SocketAddr {
         self.ml.local_addr()
     }
@@ -188,7 +189,8 @@ mod tests {
         let rest: Vec<usize> = (0..7).collect();
         assert!(sim.run_until_cond(50_000, t0 + 30 * SEC, |s| all_see(s, &rest, 7)));
         let took = sim.now - t0;
-        assert!(took > 2 * SEC && took < 20 * SEC, "detected after {took} us");
+        // No sooner than a failed probe (1 s interval, indirect probes included).
+        assert!((SEC..20 * SEC).contains(&took), "detected after {took} us");
         // Nobody else was ever declared failed.
         for i in rest {
             let evs = &sim.node(i).map(|m| m.d.events.clone()).unwrap_or_default();
@@ -242,7 +244,7 @@ mod tests {
         let run = |seed| {
             let mut sim = cluster(5, true, seed);
             sim.run_until(5 * SEC);
-            (sim.events_processed, sim.traffic.iter().map(|t| t.bytes_sent).sum::<u64>())
+            (sim.events_processed, sim.traffics().map(|t| t.bytes_sent).sum::<u64>())
         };
         assert_eq!(run(9), run(9));
     }
