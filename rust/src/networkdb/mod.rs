@@ -28,6 +28,8 @@ pub mod store;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod merge_bench;
+#[cfg(test)]
 mod tests;
 
 pub use clock::LamportClock;
