@@ -30,6 +30,8 @@ mod cluster_tests;
 #[cfg(test)]
 mod merge_bench;
 #[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod tests;
 
 pub use clock::LamportClock;
