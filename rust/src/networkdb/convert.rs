@@ -76,6 +76,11 @@ pub fn push_pull_to_wire(p: &ev::NetworkPushPull) -> pb::NetworkPushPull {
     }
 }
 
+/// A received attachment as the data model merges it (nothing copied).
+pub fn network_entry_from_wire<'a>(n: &pb::NetworkEntryRef<'a>) -> ev::NetworkEntryRef<'a> {
+    ev::NetworkEntryRef { network_id: n.network_id, ltime: n.l_time, node_name: n.node_name, leaving: n.leaving }
+}
+
 pub fn push_pull_from_wire(p: &pb::NetworkPushPull) -> ev::NetworkPushPull {
     ev::NetworkPushPull {
         ltime: p.l_time,

@@ -4,8 +4,8 @@
 //! returns what to send and what watchers see; sending is the caller's.
 
 use super::events::{
-    NetworkEntry, NetworkEvent, NetworkEventType, NetworkPushPull, NodeEvent, NodeEventType,
-    TableEvent, WatchEvent,
+    NetworkEntry, NetworkEntryRef, NetworkEvent, NetworkEventType, NetworkPushPull, NodeEvent,
+    NodeEventType, TableEvent, WatchEvent,
 };
 use super::networks::{NetworkError, NetworkVerdict, Networks};
 use super::nodes::{NodeState, Nodes, Transition};
@@ -352,15 +352,28 @@ impl NetworkDb {
     /// dropped as [`Config::departed_entries`] says, without broadcasting
     /// anything: every node sees the leave and drops them itself.
     pub fn apply_network_event(&mut self, ev: &NetworkEvent, now: u64) -> NetworkOutcome {
-        self.networks.witness(ev.ltime);
-        if ev.node_name == self.node_name() {
+        let leave = ev.kind == NetworkEventType::Leave;
+        self.apply_network_change(&ev.node_name, &ev.network_id, leave, ev.ltime, now)
+    }
+
+    /// [`Self::apply_network_event`] from borrowed fields: a push/pull's
+    /// attachments are merged without building an event for each.
+    fn apply_network_change(
+        &mut self,
+        node_name: &str,
+        network_id: &str,
+        leave: bool,
+        ltime: u64,
+        now: u64,
+    ) -> NetworkOutcome {
+        self.networks.witness(ltime);
+        if node_name == self.node_name() {
             return NetworkOutcome {
                 verdict: NetworkVerdict::OwnEvent,
                 watch: Vec::new(),
             };
         }
-        let leave = ev.kind == NetworkEventType::Leave;
-        let Some(id) = self.store.node_id(&ev.node_name) else {
+        let Some(id) = self.store.node_id(node_name) else {
             // Never seen by memberlist: it can be neither attached nor active.
             let verdict = if leave {
                 NetworkVerdict::UnknownLeave
@@ -375,10 +388,10 @@ impl NetworkDb {
         let active = self.nodes.is_active(id);
         let verdict = self
             .networks
-            .apply(id, active, &ev.network_id, leave, ev.ltime, now);
+            .apply(id, active, network_id, leave, ltime, now);
         let watch = if verdict == NetworkVerdict::Left {
             self.store
-                .drop_owner_in_network(id, &ev.network_id, self.config.departed_entries, now)
+                .drop_owner_in_network(id, network_id, self.config.departed_entries, now)
         } else {
             Vec::new()
         };
@@ -421,11 +434,25 @@ impl NetworkDb {
     /// Merge a peer's push/pull state: its node join event (with the
     /// push/pull's ltime), then each attachment as a network event.
     pub fn merge_push_pull(&mut self, pp: &NetworkPushPull, now: u64) -> PushPullOutcome {
+        let networks = pp.networks.iter().map(NetworkEntry::as_ref);
+        self.merge_push_pull_entries(pp.ltime, &pp.node_name, networks, now)
+    }
+
+    /// [`Self::merge_push_pull`] from the push/pull's parts, its attachments
+    /// borrowed (as read from the wire): one that changes nothing costs
+    /// lookups and no allocation.
+    pub fn merge_push_pull_entries<'a>(
+        &mut self,
+        ltime: u64,
+        node_name: &str,
+        networks: impl IntoIterator<Item = NetworkEntryRef<'a>>,
+        now: u64,
+    ) -> PushPullOutcome {
         let node = self.apply_node_event(
             &NodeEvent {
                 kind: NodeEventType::Join,
-                ltime: pp.ltime,
-                node_name: pp.node_name.clone(),
+                ltime,
+                node_name: node_name.to_owned(),
             },
             now,
         );
@@ -434,18 +461,8 @@ impl NetworkDb {
             networks_changed: 0,
             watch: node.watch,
         };
-        for n in &pp.networks {
-            let ev = NetworkEvent {
-                kind: if n.leaving {
-                    NetworkEventType::Leave
-                } else {
-                    NetworkEventType::Join
-                },
-                ltime: n.ltime,
-                node_name: n.node_name.clone(),
-                network_id: n.network_id.clone(),
-            };
-            let r = self.apply_network_event(&ev, now);
+        for n in networks {
+            let r = self.apply_network_change(n.node_name, n.network_id, n.leaving, n.ltime, now);
             if r.verdict.changed() {
                 out.networks_changed += 1;
             }

@@ -107,6 +107,27 @@ pub struct NetworkEntry {
     pub leaving: bool,
 }
 
+/// [`NetworkEntry`] with borrowed strings: how a received push/pull is merged
+/// (its attachments read in place, see [`NetworkEntry::as_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkEntryRef<'a> {
+    pub network_id: &'a str,
+    pub ltime: u64,
+    pub node_name: &'a str,
+    pub leaving: bool,
+}
+
+impl NetworkEntry {
+    pub fn as_ref(&self) -> NetworkEntryRef<'_> {
+        NetworkEntryRef {
+            network_id: &self.network_id,
+            ltime: self.ltime,
+            node_name: &self.node_name,
+            leaving: self.leaving,
+        }
+    }
+}
+
 /// The network attachments a node knows of (its own and its peers'),
 /// exchanged in memberlist's push/pull.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -28,6 +28,10 @@ pub mod store;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod merge_bench;
+#[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod tests;
 
 pub use clock::LamportClock;

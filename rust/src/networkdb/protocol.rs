@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::convert::{
-    network_from_wire, network_to_wire, node_from_wire, node_to_wire, push_pull_from_wire, push_pull_to_wire,
+    network_entry_from_wire, network_from_wire, network_to_wire, node_from_wire, node_to_wire, push_pull_to_wire,
     table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
@@ -339,20 +339,25 @@ impl Core {
     }
 
     fn handle_bulk_sync(&mut self, now: u64, data: &[u8], depth: u32) {
-        let Ok(b) = pb::BulkSyncMessage::decode(data) else {
+        let Ok(b) = pb::BulkSyncMessageRef::decode(data) else {
             self.counters.bad_messages += 1;
             return;
         };
         self.counters.bulk_syncs_received += 1;
-        let mut events = Vec::new();
+        // The table events, read in place (valid ones only) and merged below,
+        // after the other parts, as `NetworkDb::apply_bulk_sync` would.
+        let mut events: Vec<pb::TableEventRef<'_>> = Vec::new();
         if !b.payload.is_empty() {
-            match pb::split_compound_gossip(&b.payload) {
+            match pb::split_compound_gossip(b.payload) {
                 Ok(parts) => {
                     for p in parts {
                         match pb::GossipMessageRef::decode(p).map(|g| g.r#type) {
                             Ok(pb::MessageType::TABLE_EVENT) => {
-                                match pb::TableEventRef::decode_gossip(p).ok().and_then(|t| table_from_wire(&t)) {
-                                    Some(e) => events.push(e),
+                                match pb::TableEventRef::decode_gossip(p)
+                                    .ok()
+                                    .filter(|t| TableEventType::from_wire(t.r#type.0).is_some())
+                                {
+                                    Some(t) => events.push(t),
                                     None => self.counters.bad_messages += 1,
                                 }
                             }
@@ -364,20 +369,44 @@ impl Core {
                 }
                 Err(_) => {
                     // Not a compound: a single message, as libnetwork would handle it.
-                    self.handle_message(now, &b.payload, true, depth + 1);
+                    self.handle_message(now, b.payload, true, depth + 1);
                 }
             }
         }
         self.counters.table_events_in += events.len() as u64;
-        let outs = self.db.apply_bulk_sync(b.l_time, &events, now);
-        for (e, o) in events.iter().zip(outs) {
-            self.trace_table(e, &o);
+        // `NetworkDb::apply_bulk_sync`, except that an event the store already
+        // holds (or holds a newer one of) is only witnessed, as its merge would
+        // do, before an owned event is built: a bulk sync carries every entry of
+        // its networks, and the receiver usually has them. Staleness is checked
+        // as each event's turn comes, so earlier events of the sync count.
+        if b.l_time > 0 {
+            self.db.witness_table_time(b.l_time);
+        }
+        let mut merged = Vec::with_capacity(events.len());
+        for t in &events {
+            if t.node_name != self.db.node_name()
+                && self.db.is_stale_table_event(t.table_name, t.network_id, t.key, t.l_time, t.node_name)
+            {
+                self.db.witness_table_time(t.l_time);
+                continue;
+            }
+            // The kind was checked above, so this always converts.
+            if let Some(e) = table_from_wire(t) {
+                let o = self.db.apply_table_event(&e, true, now);
+                merged.push((e, o));
+            }
+        }
+        // A skipped event's outcome (ignored: no trace, watch or relay) adds
+        // nothing here, so only the merged ones are gone through, in order.
+        for (e, o) in merged {
+            self.trace_table(&e, &o);
             self.table_outcome(o, true);
         }
         if !b.unsolicited {
-            self.bulk_pending.remove(&b.node_name);
+            self.bulk_pending.remove(b.node_name);
         } else if b.node_name != self.db.node_name() {
-            self.bulk_sync_node(now, &b.networks, &b.node_name, false);
+            let networks: Vec<String> = b.networks.iter().map(|n| (*n).to_owned()).collect();
+            self.bulk_sync_node(now, &networks, b.node_name, false);
         }
     }
 
@@ -593,18 +622,20 @@ impl Delegate for Core {
     }
 
     fn merge_remote_state(&mut self, now: u64, buf: &[u8], _join: bool) {
-        match pb::decode_gossip(buf) {
-            Ok(pb::Message::PushPull(pp)) => {
-                let pp = push_pull_from_wire(&pp);
-                let join = NodeEvent { kind: NodeEventType::Join, ltime: pp.ltime, node_name: pp.node_name.clone() };
-                if self.db.join_revives(&join) {
-                    self.revive.push(join.node_name);
-                }
-                let o = self.db.merge_push_pull(&pp, now);
-                self.watch.extend(o.watch);
-            }
-            _ => self.counters.bad_messages += 1,
+        // Read in place: a push/pull lists every attachment in the cluster and
+        // most are known; those then cost lookups, not copies. (Anything but a
+        // well-formed PUSH_PULL is a bad message, as `pb::decode_gossip` has it.)
+        let Ok(pp) = pb::NetworkPushPullRef::decode_gossip(buf) else {
+            self.counters.bad_messages += 1;
+            return;
+        };
+        let join = NodeEvent { kind: NodeEventType::Join, ltime: pp.l_time, node_name: pp.node_name.to_owned() };
+        if self.db.join_revives(&join) {
+            self.revive.push(join.node_name);
         }
+        let networks = pp.networks.iter().map(network_entry_from_wire);
+        let o = self.db.merge_push_pull_entries(pp.l_time, pp.node_name, networks, now);
+        self.watch.extend(o.watch);
     }
 
     fn notify_join(&mut self, now: u64, m: &Member) {

@@ -13,9 +13,9 @@ use super::rng::Rng;
 use super::suspicion::{suspicion_timeout, Suspicion};
 use crate::wire::crypto::{self, Keyring};
 use crate::wire::memberlist::{
-    decode_packet, decode_stream, encode_message, encode_stream, make_compound, msg_type,
+    decode_packet, decode_stream_ref, encode_message, encode_stream, make_compound, msg_type,
     node_state, wrap_packet, Ack, Alive, Dead, IndirectPing, Message, Nack, PacketOpts, Ping,
-    PushNodeState, PushPull, Suspect, WireError,
+    PushNodeState, PushNodeStateRef, PushPull, PushPullRef, StreamMessage, Suspect, WireError,
 };
 
 /// Bytes a compound adds per part, and for its header (memberlist's constants).
@@ -127,6 +127,55 @@ impl Node {
             meta: self.meta.to_vec(),
             state: self.state,
             incarnation: self.incarnation,
+        }
+    }
+}
+
+/// The fields of an alive message, borrowed from a received [`Alive`] or a
+/// push/pull entry. `alive_node` reads this and builds an owned `Alive` only
+/// to broadcast a change: a push/pull lists every member, and in a settled
+/// cluster nearly every entry changes nothing.
+#[derive(Debug, Clone, Copy)]
+struct AliveView<'a> {
+    incarnation: u32,
+    node: &'a str,
+    addr: &'a [u8],
+    port: u16,
+    meta: &'a [u8],
+    vsn: &'a [u8],
+}
+
+impl<'a> AliveView<'a> {
+    fn of(a: &'a Alive) -> Self {
+        AliveView {
+            incarnation: a.incarnation,
+            node: &a.node,
+            addr: &a.addr,
+            port: a.port,
+            meta: &a.meta,
+            vsn: &a.vsn,
+        }
+    }
+
+    fn of_push(r: &'a PushNodeStateRef<'a>) -> Self {
+        AliveView {
+            incarnation: r.incarnation,
+            node: &r.name,
+            addr: r.addr,
+            port: r.port,
+            meta: r.meta,
+            vsn: r.vsn,
+        }
+    }
+
+    fn to_alive(self) -> Alive {
+        Alive {
+            incarnation: self.incarnation,
+            node: self.node.to_string(),
+            addr: self.addr.to_vec(),
+            port: self.port,
+            meta: self.meta.to_vec(),
+            vsn: self.vsn.to_vec(),
         }
     }
 }
@@ -345,7 +394,7 @@ impl Memberlist {
             meta: m.cfg.meta.clone(),
             vsn: m.cfg.vsn(),
         };
-        m.alive_node(now, a, true, &mut super::delegate::NoDelegate);
+        m.alive_node(now, AliveView::of(&a), true, &mut super::delegate::NoDelegate);
         m
     }
 
@@ -600,8 +649,10 @@ impl Memberlist {
         d.notify_leave(now, &self.nodes[idx].member());
     }
 
-    /// memberlist's aliveNode.
-    fn alive_node(&mut self, now: u64, a: Alive, bootstrap: bool, d: &mut impl Delegate) {
+    /// memberlist's aliveNode. Every return before the state changes builds
+    /// nothing owned: a push/pull entry of a member known at that address and
+    /// incarnation (the common case) costs a name lookup and compares.
+    fn alive_node(&mut self, now: u64, a: AliveView<'_>, bootstrap: bool, d: &mut impl Delegate) {
         if self.left && a.node == self.cfg.name {
             return;
         }
@@ -611,10 +662,10 @@ impl Memberlist {
                 return;
             }
         }
-        let Some(ip) = ip_from_bytes(&a.addr) else { return };
+        let Some(ip) = ip_from_bytes(a.addr) else { return };
         let addr = SocketAddr::new(ip, a.port);
         let mut updates_node = false;
-        let idx = match self.index.get(&a.node) {
+        let idx = match self.index.get(a.node) {
             Some(i) => {
                 let st = &self.nodes[i];
                 if st.addr.get() != addr {
@@ -630,13 +681,13 @@ impl Memberlist {
             }
             None => {
                 let node = Node {
-                    id: crate::intern::node_id(&a.node),
+                    id: crate::intern::node_id(a.node),
                     addr: PackedAddr::new(addr),
-                    meta: a.meta.clone().into_boxed_slice(),
+                    meta: Box::from(a.meta),
                     incarnation: 0,
                     state: node_state::DEAD,
                     state_change: now,
-                    vsn: vsn_array(&a.vsn),
+                    vsn: vsn_array(a.vsn),
                 };
                 // Insert at a random place so that probe orders differ per node.
                 let n = self.nodes.len();
@@ -657,26 +708,26 @@ impl Memberlist {
         if a.incarnation < st_inc && is_local {
             return;
         }
-        self.suspicions.remove(&a.node);
+        self.suspicions.remove(a.node);
         let old_state = self.nodes[idx].state;
         let old_meta = self.nodes[idx].meta.clone();
         if !bootstrap && is_local {
             let me = &self.nodes[idx];
-            if a.incarnation == me.incarnation && a.meta[..] == me.meta[..] && vsn_array(&a.vsn) == me.vsn {
+            if a.incarnation == me.incarnation && a.meta == &me.meta[..] && vsn_array(a.vsn) == me.vsn {
                 return;
             }
             self.refute(idx, a.incarnation);
         } else {
             if !self.muted {
-                let msg = Message::Alive(a.clone());
-                self.broadcast(&a.node, &msg, None);
+                let msg = Message::Alive(a.to_alive());
+                self.broadcast(a.node, &msg, None);
             }
             let st = &mut self.nodes[idx];
             if !a.vsn.is_empty() {
-                st.vsn = vsn_array(&a.vsn);
+                st.vsn = vsn_array(a.vsn);
             }
             st.incarnation = a.incarnation;
-            st.meta = a.meta.into_boxed_slice();
+            st.meta = Box::from(a.meta);
             st.addr = PackedAddr::new(addr);
             if st.state != node_state::ALIVE {
                 st.state = node_state::ALIVE;
@@ -712,32 +763,30 @@ impl Memberlist {
         self.broadcast(name, &Message::Alive(a), None);
     }
 
-    /// memberlist's suspectNode.
-    fn suspect_node(&mut self, now: u64, s: Suspect) {
-        let Some(idx) = self.index.get(&s.node) else { return };
-        if s.incarnation < self.nodes[idx].incarnation {
+    /// memberlist's suspectNode, with the suspect message's fields borrowed
+    /// (an owned message is built only to broadcast).
+    fn suspect_node(&mut self, now: u64, incarnation: u32, node: &str, from: &str) {
+        let Some(idx) = self.index.get(node) else { return };
+        if incarnation < self.nodes[idx].incarnation {
             return;
         }
-        if let Some(t) = self.suspicions.get_mut(&s.node) {
-            if t.confirm(now, &s.from) {
-                let node = s.node.clone();
-                self.broadcast(&node, &Message::Suspect(s), None);
+        let msg = || Message::Suspect(Suspect { incarnation, node: node.to_string(), from: from.to_string() });
+        if let Some(t) = self.suspicions.get_mut(node) {
+            if t.confirm(now, from) {
+                self.broadcast(node, &msg(), None);
             }
             return;
         }
         if self.nodes[idx].state != node_state::ALIVE {
             return;
         }
-        if s.node == self.cfg.name {
-            self.refute(idx, s.incarnation);
+        if node == self.cfg.name {
+            self.refute(idx, incarnation);
             return;
         }
-        let node = s.node.clone();
-        let from = s.from.clone();
-        let inc = s.incarnation;
-        self.broadcast(&node, &Message::Suspect(s), None);
+        self.broadcast(node, &msg(), None);
         let st = &mut self.nodes[idx];
-        st.incarnation = inc;
+        st.incarnation = incarnation;
         st.state = node_state::SUSPECT;
         st.state_change = now;
         let n = self.nodes.len();
@@ -747,66 +796,56 @@ impl Memberlist {
         }
         let min = suspicion_timeout(self.cfg.suspicion_mult, n, self.cfg.probe_interval);
         let max = self.cfg.suspicion_max_timeout_mult as u64 * min;
-        self.suspicions.insert(node, Suspicion::new(now, &from, k, min, max));
+        self.suspicions.insert(node.to_string(), Suspicion::new(now, from, k, min, max));
     }
 
-    /// memberlist's deadNode.
-    fn dead_node(&mut self, now: u64, dm: Dead, d: &mut impl Delegate) {
-        let Some(idx) = self.index.get(&dm.node) else { return };
-        if dm.incarnation < self.nodes[idx].incarnation {
+    /// memberlist's deadNode, with the dead message's fields borrowed (an
+    /// owned message is built only to broadcast). `from == node`: it left.
+    fn dead_node(&mut self, now: u64, incarnation: u32, node: &str, from: &str, d: &mut impl Delegate) {
+        let Some(idx) = self.index.get(node) else { return };
+        if incarnation < self.nodes[idx].incarnation {
             return;
         }
-        self.suspicions.remove(&dm.node);
+        self.suspicions.remove(node);
         if self.nodes[idx].dead_or_left() {
             return;
         }
-        let node = dm.node.clone();
-        if dm.node == self.cfg.name {
+        let msg = || Message::Dead(Dead { incarnation, node: node.to_string(), from: from.to_string() });
+        if node == self.cfg.name {
             if !self.left {
-                self.refute(idx, dm.incarnation);
+                self.refute(idx, incarnation);
                 return;
             }
             let t = self.token();
             self.leave_token = Some(t);
-            self.broadcast(&node, &Message::Dead(dm.clone()), Some(t));
+            self.broadcast(node, &msg(), Some(t));
         } else {
-            self.broadcast(&node, &Message::Dead(dm.clone()), None);
+            self.broadcast(node, &msg(), None);
         }
         let st = &mut self.nodes[idx];
-        st.incarnation = dm.incarnation;
-        st.state = if dm.node == dm.from { node_state::LEFT } else { node_state::DEAD };
+        st.incarnation = incarnation;
+        st.state = if node == from { node_state::LEFT } else { node_state::DEAD };
         st.state_change = now;
         self.notify_leave(now, idx, d);
     }
 
-    fn merge_state(&mut self, now: u64, nodes: Vec<PushNodeState>, d: &mut impl Delegate) {
+    /// memberlist's mergeState, over node states borrowed from the received
+    /// bytes: an entry that changes nothing allocates nothing.
+    fn merge_state(&mut self, now: u64, nodes: &[PushNodeStateRef<'_>], d: &mut impl Delegate) {
         // A node joining a large cluster learns it here: room for it at once
         // rather than growing by an eighth per new member.
         if self.nodes.capacity() < nodes.len() {
             self.nodes.reserve_exact(nodes.len() - self.nodes.len());
         }
+        // The suspicions below come from this node; a borrow of `self.cfg`
+        // would conflict with the `&mut self` calls, so one copy per merge.
+        let me = self.cfg.name.clone();
         for r in nodes {
             match r.state {
-                node_state::ALIVE => {
-                    let a = Alive {
-                        incarnation: r.incarnation,
-                        node: r.name,
-                        addr: r.addr,
-                        port: r.port,
-                        meta: r.meta,
-                        vsn: r.vsn,
-                    };
-                    self.alive_node(now, a, false, d);
-                }
-                node_state::LEFT => {
-                    let dm = Dead { incarnation: r.incarnation, node: r.name.clone(), from: r.name };
-                    self.dead_node(now, dm, d);
-                }
+                node_state::ALIVE => self.alive_node(now, AliveView::of_push(r), false, d),
+                node_state::LEFT => self.dead_node(now, r.incarnation, &r.name, &r.name, d),
                 // A node the peer thinks dead is only suspected here.
-                _ => {
-                    let s = Suspect { incarnation: r.incarnation, node: r.name, from: self.cfg.name.clone() };
-                    self.suspect_node(now, s);
-                }
+                _ => self.suspect_node(now, r.incarnation, &r.name, &me),
             }
         }
     }
@@ -855,9 +894,9 @@ impl Memberlist {
                     }
                 }
             }
-            Message::Suspect(s) => self.suspect_node(now, s),
-            Message::Alive(a) => self.alive_node(now, a, false, d),
-            Message::Dead(dm) => self.dead_node(now, dm, d),
+            Message::Suspect(s) => self.suspect_node(now, s.incarnation, &s.node, &s.from),
+            Message::Alive(a) => self.alive_node(now, AliveView::of(&a), false, d),
+            Message::Dead(dm) => self.dead_node(now, dm.incarnation, &dm.node, &dm.from, d),
             Message::User(b) => d.notify_msg(now, &b),
             Message::PushPull(_) | Message::Err(_) => {}
         }
@@ -922,23 +961,31 @@ impl Memberlist {
     pub fn stream_frame_len(&self, buf: &[u8]) -> Result<Option<usize>, SwimError> {
         match &self.keyring {
             Some(kr) => Ok(crypto::decrypt_stream(kr, buf)?.map(|(_, n)| n)),
-            None => Ok(decode_stream(buf)?.map(|(_, n)| n)),
+            None => Ok(decode_stream_ref(buf, &mut Vec::new())?.map(|(_, n)| n)),
         }
     }
 
-    fn open_stream(&self, data: &[u8]) -> Result<Message, SwimError> {
-        let plain;
-        let buf = match &self.keyring {
+    /// Decrypts (into `plain`) and decodes one stream message; a push/pull
+    /// comes out borrowed from `data`, `plain` or `inflated` (where a
+    /// compressed message is decompressed).
+    fn open_stream<'a>(
+        &self,
+        data: &'a [u8],
+        plain: &'a mut Vec<u8>,
+        inflated: &'a mut Vec<u8>,
+    ) -> Result<StreamMessage<'a>, SwimError> {
+        let buf: &'a [u8] = match &self.keyring {
             Some(kr) => match crypto::decrypt_stream(kr, data)? {
                 Some((p, _)) => {
-                    plain = p;
-                    &plain[..]
+                    *plain = p;
+                    let plain: &'a Vec<u8> = plain;
+                    plain
                 }
                 None => return Err(WireError::Truncated.into()),
             },
             None => data,
         };
-        match decode_stream(buf)? {
+        match decode_stream_ref(buf, inflated)? {
             Some((m, _)) => Ok(m),
             None => Err(WireError::Truncated.into()),
         }
@@ -982,20 +1029,21 @@ impl Memberlist {
     ) -> Result<Option<Vec<u8>>, SwimError> {
         self.counters.streams_received += 1;
         self.counters.stream_bytes_received += data.len() as u64;
-        let msg = self.open_stream(data)?;
+        let (mut plain, mut inflated) = (Vec::new(), Vec::new());
+        let msg = self.open_stream(data, &mut plain, &mut inflated)?;
         let _ = from;
         let reply = match msg {
-            Message::PushPull(pp) => {
+            StreamMessage::PushPull(pp) => {
                 if pp.nodes.len() > MAX_PUSH_NODES {
                     return Err(SwimError::Unexpected("push/pull with too many nodes".into()));
                 }
                 let local = self.local_push_pull(pp.join, d);
                 let out = self.encode_stream_bytes(&local);
-                self.merge_state(now, pp.nodes, d);
-                d.merge_remote_state(now, &pp.user_state, pp.join);
+                self.merge_state(now, &pp.nodes, d);
+                d.merge_remote_state(now, pp.user_state, pp.join);
                 Some(out)
             }
-            Message::Ping(p) => {
+            StreamMessage::Other(Message::Ping(p)) => {
                 if !p.node.is_empty() && p.node != self.cfg.name {
                     None
                 } else {
@@ -1003,11 +1051,11 @@ impl Memberlist {
                     Some(self.encode_stream_bytes(&ack))
                 }
             }
-            Message::User(b) => {
+            StreamMessage::Other(Message::User(b)) => {
                 d.notify_msg(now, &b);
                 None
             }
-            other => return Err(SwimError::Unexpected(format!("{other:?} on a stream"))),
+            StreamMessage::Other(other) => return Err(SwimError::Unexpected(format!("{other:?} on a stream"))),
         };
         self.collect_finished();
         Ok(reply)
@@ -1027,7 +1075,8 @@ impl Memberlist {
         };
         let Some(data) = data else { return Ok(false) };
         self.counters.stream_bytes_received += data.len() as u64;
-        let msg = self.open_stream(data)?;
+        let (mut plain, mut inflated) = (Vec::new(), Vec::new());
+        let msg = self.open_stream(data, &mut plain, &mut inflated)?;
         self.stream_reply_message(now, kind, msg, d)
     }
 
@@ -1046,27 +1095,37 @@ impl Memberlist {
             return Err(SwimError::UnknownToken(token));
         };
         self.counters.stream_bytes_received += len as u64;
-        self.stream_reply_message(now, kind, msg, d)
+        match msg {
+            Message::PushPull(pp) => {
+                let view = PushPullRef {
+                    join: pp.join,
+                    nodes: pp.nodes.iter().map(PushNodeState::as_ref).collect(),
+                    user_state: &pp.user_state,
+                };
+                self.stream_reply_message(now, kind, StreamMessage::PushPull(view), d)
+            }
+            other => self.stream_reply_message(now, kind, StreamMessage::Other(other), d),
+        }
     }
 
     fn stream_reply_message(
         &mut self,
         now: u64,
         kind: Pending,
-        msg: Message,
+        msg: StreamMessage<'_>,
         d: &mut impl Delegate,
     ) -> Result<bool, SwimError> {
         match (kind, msg) {
-            (Pending::PushPull, Message::PushPull(pp)) => {
+            (Pending::PushPull, StreamMessage::PushPull(pp)) => {
                 if pp.nodes.len() > MAX_PUSH_NODES {
                     return Err(SwimError::Unexpected("push/pull with too many nodes".into()));
                 }
-                self.merge_state(now, pp.nodes, d);
-                d.merge_remote_state(now, &pp.user_state, pp.join);
+                self.merge_state(now, &pp.nodes, d);
+                d.merge_remote_state(now, pp.user_state, pp.join);
                 self.collect_finished();
                 Ok(true)
             }
-            (Pending::TcpPing { seq }, Message::Ack(a)) => {
+            (Pending::TcpPing { seq }, StreamMessage::Other(Message::Ack(a))) => {
                 if let Some(p) = &mut self.probe {
                     if p.seq == seq && a.seq_no == seq {
                         p.tcp_contact = true;
@@ -1074,7 +1133,7 @@ impl Memberlist {
                 }
                 Ok(false)
             }
-            (_, other) => Err(SwimError::Unexpected(format!("{other:?}"))),
+            (_, other) => Err(SwimError::Unexpected(format!("{:?}", other.into_owned()))),
         }
     }
 
@@ -1111,7 +1170,7 @@ impl Memberlist {
         let Some(idx) = self.index.get(&self.cfg.name) else { return };
         let inc = self.nodes[idx].incarnation;
         let name = self.cfg.name.clone();
-        self.dead_node(now, Dead { incarnation: inc, node: name.clone(), from: name }, d);
+        self.dead_node(now, inc, &name, &name, d);
         let any_alive = self.nodes.iter().any(|n| !n.dead_or_left() && n.name() != self.cfg.name);
         if !any_alive {
             self.leave_done = true;
@@ -1192,14 +1251,14 @@ impl Memberlist {
             self.suspicions.iter().filter(|(_, s)| s.deadline <= now).map(|(n, _)| n.clone()).collect();
         // In a fixed order (a hash map's is random): the same seed, the same run.
         due.sort_unstable();
+        let me = self.cfg.name.clone();
         for name in due {
             self.suspicions.remove(&name);
             let Some(idx) = self.index.get(&name) else { continue };
             if self.nodes[idx].state != node_state::SUSPECT {
                 continue;
             }
-            let dm = Dead { incarnation: self.nodes[idx].incarnation, node: name, from: self.cfg.name.clone() };
-            self.dead_node(now, dm, d);
+            self.dead_node(now, self.nodes[idx].incarnation, &name, &me, d);
         }
     }
 
@@ -1349,8 +1408,8 @@ impl Memberlist {
                 1
             };
             self.apply_awareness(delta);
-            let s = Suspect { incarnation: p.incarnation, node: p.target, from: self.cfg.name.clone() };
-            self.suspect_node(now, s);
+            let me = self.cfg.name.clone();
+            self.suspect_node(now, p.incarnation, &p.target, &me);
         }
     }
 
@@ -1388,6 +1447,32 @@ impl Memberlist {
             let msg = self.local_push_pull(false, d);
             self.stream(addr, &msg, Some(t));
         }
+    }
+}
+
+#[cfg(test)]
+impl Memberlist {
+    /// Everything a merge can change, as text to compare two machines by:
+    /// the member records in order (and their index), suspicions, own
+    /// incarnation, awareness, the random generator, and the queued broadcasts
+    /// in the order they would go out.
+    pub(crate) fn state_for_test(&self) -> String {
+        let mut susp: Vec<String> = self.suspicions.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
+        susp.sort();
+        let indexed: Vec<Option<usize>> = self.nodes.iter().map(|n| self.index.get(n.name())).collect();
+        let queued = self.queue.clone().get(0, usize::MAX, u32::MAX, 1);
+        format!(
+            "nodes {:?}\nnames {:?}\nindexed {:?}\nsuspicions {susp:?}\nincarnation {} awareness {} left {} leave {:?} {}\nrng {:?}\nqueued {queued:?}",
+            self.nodes,
+            self.nodes.iter().map(Node::name).collect::<Vec<_>>(),
+            indexed,
+            self.incarnation,
+            self.awareness,
+            self.left,
+            self.leave_token,
+            self.leave_done,
+            self.rng,
+        )
     }
 }
 

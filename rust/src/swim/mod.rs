@@ -6,6 +6,8 @@
 pub mod config;
 pub mod delegate;
 pub mod machine;
+#[cfg(test)]
+mod merge_tests;
 pub mod plain;
 pub mod queue;
 pub mod rng;

@@ -2,6 +2,7 @@
 //! field names, go-msgpack's "raw" strings), compound packets, the CRC and
 //! compression layers, and TCP stream framing. Encryption lives in `crypto`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::lzw;
@@ -109,6 +110,91 @@ pub struct PushPull {
     pub join: bool,
     pub nodes: Vec<PushNodeState>,
     pub user_state: Vec<u8>,
+}
+
+/// [`PushNodeState`] borrowing its fields from the bytes it was read from. A
+/// push/pull lists every member of the cluster and a receiver usually knows
+/// them all already: reading one this way allocates nothing per member, so
+/// that the entries that change nothing cost no more than a lookup. The name
+/// is borrowed too unless it is not UTF-8 (then it is repaired into an owned
+/// string, U+FFFD for the bad bytes, as [`PushNodeState`] gets it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PushNodeStateRef<'a> {
+    pub name: Cow<'a, str>,
+    pub addr: &'a [u8],
+    pub port: u16,
+    pub meta: &'a [u8],
+    pub incarnation: u32,
+    pub state: u8,
+    pub vsn: &'a [u8],
+}
+
+impl PushNodeStateRef<'_> {
+    pub fn into_owned(self) -> PushNodeState {
+        PushNodeState {
+            name: self.name.into_owned(),
+            addr: self.addr.to_vec(),
+            port: self.port,
+            meta: self.meta.to_vec(),
+            incarnation: self.incarnation,
+            state: self.state,
+            vsn: self.vsn.to_vec(),
+        }
+    }
+}
+
+impl PushNodeState {
+    pub fn as_ref(&self) -> PushNodeStateRef<'_> {
+        PushNodeStateRef {
+            name: Cow::Borrowed(&self.name),
+            addr: &self.addr,
+            port: self.port,
+            meta: &self.meta,
+            incarnation: self.incarnation,
+            state: self.state,
+            vsn: &self.vsn,
+        }
+    }
+}
+
+/// [`PushPull`] borrowing from the bytes it was read from (one allocation: the
+/// list of node states).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PushPullRef<'a> {
+    pub join: bool,
+    pub nodes: Vec<PushNodeStateRef<'a>>,
+    pub user_state: &'a [u8],
+}
+
+impl PushPullRef<'_> {
+    pub fn into_owned(self) -> PushPull {
+        PushPull {
+            join: self.join,
+            nodes: self
+                .nodes
+                .into_iter()
+                .map(PushNodeStateRef::into_owned)
+                .collect(),
+            user_state: self.user_state.to_vec(),
+        }
+    }
+}
+
+/// A stream message from [`decode_stream_ref`]: a push/pull borrowed, any
+/// other message (small) owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamMessage<'a> {
+    PushPull(PushPullRef<'a>),
+    Other(Message),
+}
+
+impl StreamMessage<'_> {
+    pub fn into_owned(self) -> Message {
+        match self {
+            StreamMessage::PushPull(pp) => Message::PushPull(pp.into_owned()),
+            StreamMessage::Other(m) => m,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,14 +473,15 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
     out
 }
 
-fn read_push_node_state(r: &mut Reader<'_>) -> Result<PushNodeState, WireError> {
-    let mut n = PushNodeState::default();
+fn read_push_node_state<'a>(r: &mut Reader<'a>) -> Result<PushNodeStateRef<'a>, WireError> {
+    let mut n = PushNodeStateRef::default();
     r.read_struct(&PUSH_NODE_STATE_FIELDS, |i, r| {
         match i {
-            0 => n.name = r.read_string()?,
-            1 => n.addr = r.read_bytes()?.to_vec(),
+            // What `Reader::read_string` makes of the bytes, borrowed when it can be.
+            0 => n.name = String::from_utf8_lossy(r.read_bytes()?),
+            1 => n.addr = r.read_bytes()?,
             2 => n.port = r.read_u16()?,
-            3 => n.meta = r.read_bytes()?.to_vec(),
+            3 => n.meta = r.read_bytes()?,
             4 => n.incarnation = r.read_u32()?,
             5 => {
                 let s = r.read_i64()?;
@@ -402,7 +489,7 @@ fn read_push_node_state(r: &mut Reader<'_>) -> Result<PushNodeState, WireError> 
                     WireError::Malformed(format!("pushNodeState: State {s} out of range"))
                 })?;
             }
-            _ => n.vsn = r.read_bytes()?.to_vec(),
+            _ => n.vsn = r.read_bytes()?,
         }
         Ok(())
     })?;
@@ -419,7 +506,7 @@ fn read_len(r: &mut Reader<'_>, what: &str) -> Result<usize, WireError> {
 }
 
 /// Decodes the body of a push/pull stream message (after its type byte).
-fn read_push_pull(r: &mut Reader<'_>) -> Result<PushPull, WireError> {
+fn read_push_pull<'a>(r: &mut Reader<'a>) -> Result<PushPullRef<'a>, WireError> {
     let (mut nodes, mut user_len, mut join) = (0usize, 0usize, false);
     r.read_struct(&PUSH_PULL_HEADER_FIELDS, |i, r| {
         match i {
@@ -434,8 +521,8 @@ fn read_push_pull(r: &mut Reader<'_>) -> Result<PushPull, WireError> {
     for _ in 0..nodes {
         states.push(read_push_node_state(r)?);
     }
-    let user_state = r.read_raw(user_len)?.to_vec();
-    Ok(PushPull {
+    let user_state = r.read_raw(user_len)?;
+    Ok(PushPullRef {
         join,
         nodes: states,
         user_state,
@@ -553,7 +640,7 @@ fn read_body(t: u8, r: &mut Reader<'_>, stream: bool) -> Result<Message, WireErr
             })?;
             Message::Alive(a)
         }
-        msg_type::PUSH_PULL => Message::PushPull(read_push_pull(r)?),
+        msg_type::PUSH_PULL => Message::PushPull(read_push_pull(r)?.into_owned()),
         msg_type::USER if stream => Message::User(read_stream_user(r)?),
         msg_type::USER => {
             let n = r.rest().len();
@@ -811,6 +898,18 @@ pub fn encode_stream(msg: &Message, compress: bool) -> Vec<u8> {
 /// waited for. Compound, CRC and nested compress/encrypt layers are errors,
 /// as they are for memberlist.
 pub fn decode_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
+    let mut scratch = Vec::new();
+    Ok(decode_stream_ref(buf, &mut scratch)?.map(|(m, n)| (m.into_owned(), n)))
+}
+
+/// [`decode_stream`] reading a push/pull without copying it: its node states
+/// borrow from `buf`, or from `scratch` when the message came compressed (the
+/// decompressed bytes are put there). Accepts, refuses and consumes exactly
+/// what [`decode_stream`] does.
+pub fn decode_stream_ref<'a>(
+    buf: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<Option<(StreamMessage<'a>, usize)>, WireError> {
     let Some((&t, body)) = buf.split_first() else {
         return Ok(None);
     };
@@ -824,6 +923,8 @@ pub fn decode_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> 
             Ok(()) => {}
         }
         let (inner, used) = read_compressed(body, MAX_STREAM_DECOMPRESSED)?;
+        *scratch = inner;
+        let inner: &'a Vec<u8> = scratch;
         let (&it, ibody) = inner.split_first().ok_or(WireError::Truncated)?;
         if matches!(it, msg_type::COMPRESS | msg_type::ENCRYPT) {
             return Err(WireError::Malformed(format!(
@@ -841,12 +942,13 @@ pub fn decode_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> 
     }
 }
 
-fn read_stream_body(t: u8, r: &mut Reader<'_>) -> Result<Message, WireError> {
+fn read_stream_body<'a>(t: u8, r: &mut Reader<'a>) -> Result<StreamMessage<'a>, WireError> {
     match t {
         msg_type::COMPOUND | msg_type::HAS_CRC => Err(WireError::Malformed(format!(
             "message type {t} is not sent over streams"
         ))),
-        _ => read_body(t, r, true),
+        msg_type::PUSH_PULL => Ok(StreamMessage::PushPull(read_push_pull(r)?)),
+        _ => read_body(t, r, true).map(StreamMessage::Other),
     }
 }
 
@@ -1540,6 +1642,161 @@ mod tests {
             arb_bytes().prop_map(Message::User),
             arb_str().prop_map(Message::Err),
         ]
+    }
+
+    /// The push/pull decoder as it was before node states were read in place
+    /// (every field copied out): the reference the borrowed one must match.
+    fn owned_push_node_state(r: &mut Reader<'_>) -> Result<PushNodeState, WireError> {
+        let mut n = PushNodeState::default();
+        r.read_struct(&PUSH_NODE_STATE_FIELDS, |i, r| {
+            match i {
+                0 => n.name = r.read_string()?,
+                1 => n.addr = r.read_bytes()?.to_vec(),
+                2 => n.port = r.read_u16()?,
+                3 => n.meta = r.read_bytes()?.to_vec(),
+                4 => n.incarnation = r.read_u32()?,
+                5 => {
+                    let s = r.read_i64()?;
+                    n.state = u8::try_from(s).map_err(|_| {
+                        WireError::Malformed(format!("pushNodeState: State {s} out of range"))
+                    })?;
+                }
+                _ => n.vsn = r.read_bytes()?.to_vec(),
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    fn owned_push_pull(r: &mut Reader<'_>) -> Result<PushPull, WireError> {
+        let (mut nodes, mut user_len, mut join) = (0usize, 0usize, false);
+        r.read_struct(&PUSH_PULL_HEADER_FIELDS, |i, r| {
+            match i {
+                0 => nodes = read_len(r, "pushPullHeader.Nodes")?,
+                1 => user_len = read_len(r, "pushPullHeader.UserStateLen")?,
+                _ => join = r.read_bool()?,
+            }
+            Ok(())
+        })?;
+        let mut states = Vec::with_capacity(nodes.min(r.rest().len()));
+        for _ in 0..nodes {
+            states.push(owned_push_node_state(r)?);
+        }
+        let user_state = r.read_raw(user_len)?.to_vec();
+        Ok(PushPull {
+            join,
+            nodes: states,
+            user_state,
+        })
+    }
+
+    fn owned_stream_body(t: u8, r: &mut Reader<'_>) -> Result<Message, WireError> {
+        match t {
+            msg_type::COMPOUND | msg_type::HAS_CRC => Err(WireError::Malformed(format!(
+                "message type {t} is not sent over streams"
+            ))),
+            msg_type::PUSH_PULL => Ok(Message::PushPull(owned_push_pull(r)?)),
+            _ => read_body(t, r, true),
+        }
+    }
+
+    /// `decode_stream` as it was, on the owned push/pull decoder.
+    fn owned_decode_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
+        let Some((&t, body)) = buf.split_first() else {
+            return Ok(None);
+        };
+        if t == msg_type::COMPRESS {
+            let mut r = Reader::new(body);
+            match r.skip() {
+                Err(WireError::Truncated) => return Ok(None),
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            let (inner, used) = read_compressed(body, MAX_STREAM_DECOMPRESSED)?;
+            let (&it, ibody) = inner.split_first().ok_or(WireError::Truncated)?;
+            if matches!(it, msg_type::COMPRESS | msg_type::ENCRYPT) {
+                return Err(WireError::Malformed(format!(
+                    "message type {it} inside a compressed stream"
+                )));
+            }
+            let msg = owned_stream_body(it, &mut Reader::new(ibody))?;
+            return Ok(Some((msg, 1 + used)));
+        }
+        let mut r = Reader::new(body);
+        match owned_stream_body(t, &mut r) {
+            Ok(msg) => Ok(Some((msg, 1 + r.position()))),
+            Err(WireError::Truncated) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The borrowed decoder and the owned reference agree on `buf`: the same
+    /// message (or error), the same length; and neither panics.
+    fn same_as_owned(buf: &[u8]) -> Result<(), TestCaseError> {
+        let want = owned_decode_stream(buf);
+        let mut scratch = Vec::new();
+        let got = decode_stream_ref(buf, &mut scratch).map(|o| o.map(|(m, n)| (m.into_owned(), n)));
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(decode_stream(buf), want);
+        if let Some((&t, body)) = buf.split_first() {
+            let want = owned_stream_body(t, &mut Reader::new(body)).ok();
+            if t == msg_type::PUSH_PULL {
+                prop_assert_eq!(read_body(t, &mut Reader::new(body), false).ok(), want);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes that are mostly a push/pull: arbitrary, or an encoded one with a
+    /// few bytes changed or cut short (often still valid).
+    fn arb_push_pull_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let encoded = (
+            any::<bool>(),
+            proptest::collection::vec(arb_node_state(), 0..6),
+            arb_bytes(),
+            any::<bool>(),
+            proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(join, nodes, user_state, compress, flips, cut)| {
+                let mut b = encode_stream(
+                    &Message::PushPull(PushPull {
+                        join,
+                        nodes,
+                        user_state,
+                    }),
+                    compress,
+                );
+                for (i, v) in flips {
+                    let n = b.len();
+                    b[i.index(n)] = v;
+                }
+                if cut.index(4) == 0 {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+                b
+            });
+        let raw = proptest::collection::vec(any::<u8>(), 0..300).prop_map(|mut b| {
+            b.insert(0, msg_type::PUSH_PULL);
+            b
+        });
+        prop_oneof![3 => encoded, 1 => raw]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn borrowed_push_pull_decoder_matches_the_owned_one(buf in arb_push_pull_bytes()) {
+            same_as_owned(&buf)?;
+        }
+
+        #[test]
+        fn borrowed_stream_decoder_matches_the_owned_one_on_any_bytes(
+            buf in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            same_as_owned(&buf)?;
+        }
     }
 
     proptest! {

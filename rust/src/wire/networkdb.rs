@@ -148,6 +148,25 @@ pub struct NetworkPushPull {
     pub node_name: String,
 }
 
+/// [`NetworkEntry`] borrowing its strings from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NetworkEntryRef<'a> {
+    pub network_id: &'a str,
+    pub l_time: u64,
+    pub node_name: &'a str,
+    pub leaving: bool,
+}
+
+/// [`NetworkPushPull`] borrowing from the input: a push/pull lists every
+/// attachment in the cluster, which a receiver mostly knows already; read
+/// this way it costs one allocation (the list), not two per attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkPushPullRef<'a> {
+    pub l_time: u64,
+    pub networks: Vec<NetworkEntryRef<'a>>,
+    pub node_name: &'a str,
+}
+
 /// A create, update or delete of a table entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TableEvent {
@@ -185,6 +204,17 @@ pub struct BulkSyncMessage {
     pub node_name: String,
     pub networks: Vec<String>,
     pub payload: Vec<u8>,
+}
+
+/// [`BulkSyncMessage`] borrowing from the input: its payload (every entry of
+/// the synced networks) is read in place rather than copied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BulkSyncMessageRef<'a> {
+    pub l_time: u64,
+    pub unsolicited: bool,
+    pub node_name: &'a str,
+    pub networks: Vec<&'a str>,
+    pub payload: &'a [u8],
 }
 
 /// One part of a [`CompoundMessage`]: an encoded GossipMessage.
@@ -802,21 +832,37 @@ impl Encode for NetworkEntry {
     }
 }
 
-impl Decode for NetworkEntry {
-    fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+impl<'a> NetworkEntryRef<'a> {
+    /// Decodes without copying: the strings borrow from `buf`.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf, "NetworkEntry");
-        let mut m = NetworkEntry::default();
+        let mut m = NetworkEntryRef::default();
         while r.more() {
             let (field, wt) = r.key()?;
             match field {
-                1 => m.network_id = r.str(wt, "network_id")?.to_owned(),
+                1 => m.network_id = r.str(wt, "network_id")?,
                 2 => m.l_time = r.uint(wt, "l_time")?,
-                3 => m.node_name = r.str(wt, "node_name")?.to_owned(),
+                3 => m.node_name = r.str(wt, "node_name")?,
                 4 => m.leaving = r.bool(wt, "leaving")?,
                 _ => r.skip(wt)?,
             }
         }
         Ok(m)
+    }
+
+    pub fn into_owned(self) -> NetworkEntry {
+        NetworkEntry {
+            network_id: self.network_id.to_owned(),
+            l_time: self.l_time,
+            node_name: self.node_name.to_owned(),
+            leaving: self.leaving,
+        }
+    }
+}
+
+impl Decode for NetworkEntry {
+    fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        NetworkEntryRef::decode(buf).map(NetworkEntryRef::into_owned)
     }
 }
 
@@ -846,22 +892,53 @@ impl Payload for NetworkPushPull {
     const MESSAGE_TYPE: MessageType = MessageType::PUSH_PULL;
 }
 
-impl Decode for NetworkPushPull {
-    fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+impl<'a> NetworkPushPullRef<'a> {
+    /// Decodes without copying: the strings borrow from `buf`.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf, "NetworkPushPull");
-        let mut m = NetworkPushPull::default();
+        let mut m = NetworkPushPullRef::default();
         while r.more() {
             let (field, wt) = r.key()?;
             match field {
                 1 => m.l_time = r.uint(wt, "l_time")?,
                 2 => m
                     .networks
-                    .push(NetworkEntry::decode(r.bytes(wt, "networks")?)?),
-                3 => m.node_name = r.str(wt, "node_name")?.to_owned(),
+                    .push(NetworkEntryRef::decode(r.bytes(wt, "networks")?)?),
+                3 => m.node_name = r.str(wt, "node_name")?,
                 _ => r.skip(wt)?,
             }
         }
         Ok(m)
+    }
+
+    /// Decodes a GossipMessage that must hold a PUSH_PULL.
+    pub fn decode_gossip(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let g = GossipMessageRef::decode(buf)?;
+        if g.r#type != MessageType::PUSH_PULL {
+            return Err(DecodeError::UnexpectedMessageType {
+                expected: MessageType::PUSH_PULL,
+                found: g.r#type,
+            });
+        }
+        Self::decode(g.data)
+    }
+
+    pub fn into_owned(self) -> NetworkPushPull {
+        NetworkPushPull {
+            l_time: self.l_time,
+            networks: self
+                .networks
+                .into_iter()
+                .map(NetworkEntryRef::into_owned)
+                .collect(),
+            node_name: self.node_name.to_owned(),
+        }
+    }
+}
+
+impl Decode for NetworkPushPull {
+    fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        NetworkPushPullRef::decode(buf).map(NetworkPushPullRef::into_owned)
     }
 }
 
@@ -1014,22 +1091,39 @@ impl Payload for BulkSyncMessage {
     const MESSAGE_TYPE: MessageType = MessageType::BULK_SYNC;
 }
 
-impl Decode for BulkSyncMessage {
-    fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+impl<'a> BulkSyncMessageRef<'a> {
+    /// Decodes without copying: strings and payload borrow from `buf`.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf, "BulkSyncMessage");
-        let mut m = BulkSyncMessage::default();
+        let mut m = BulkSyncMessageRef::default();
         while r.more() {
             let (field, wt) = r.key()?;
             match field {
                 1 => m.l_time = r.uint(wt, "l_time")?,
                 2 => m.unsolicited = r.bool(wt, "unsolicited")?,
-                3 => m.node_name = r.str(wt, "node_name")?.to_owned(),
-                4 => m.networks.push(r.str(wt, "networks")?.to_owned()),
-                5 => m.payload = r.bytes(wt, "payload")?.to_vec(),
+                3 => m.node_name = r.str(wt, "node_name")?,
+                4 => m.networks.push(r.str(wt, "networks")?),
+                5 => m.payload = r.bytes(wt, "payload")?,
                 _ => r.skip(wt)?,
             }
         }
         Ok(m)
+    }
+
+    pub fn into_owned(self) -> BulkSyncMessage {
+        BulkSyncMessage {
+            l_time: self.l_time,
+            unsolicited: self.unsolicited,
+            node_name: self.node_name.to_owned(),
+            networks: self.networks.into_iter().map(str::to_owned).collect(),
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
+impl Decode for BulkSyncMessage {
+    fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        BulkSyncMessageRef::decode(buf).map(BulkSyncMessageRef::into_owned)
     }
 }
 
@@ -1398,6 +1492,170 @@ mod tests {
         assert_eq!(m.l_time, 2);
         assert_eq!(m.networks, vec!["a".to_string(), String::new()]);
         assert_eq!(m.encode(), [0x08, 0x02, 0x22, 0x01, b'a', 0x22, 0x00]);
+    }
+
+    // ---- the borrowed decoders against the owned ones they replaced -----------
+
+    use proptest::prelude::*;
+
+    /// The decoders as they were before reading in place (every string copied
+    /// out): the reference the borrowed ones must match.
+    fn owned_entry(buf: &[u8]) -> Result<NetworkEntry, DecodeError> {
+        let mut r = Reader::new(buf, "NetworkEntry");
+        let mut m = NetworkEntry::default();
+        while r.more() {
+            let (field, wt) = r.key()?;
+            match field {
+                1 => m.network_id = r.str(wt, "network_id")?.to_owned(),
+                2 => m.l_time = r.uint(wt, "l_time")?,
+                3 => m.node_name = r.str(wt, "node_name")?.to_owned(),
+                4 => m.leaving = r.bool(wt, "leaving")?,
+                _ => r.skip(wt)?,
+            }
+        }
+        Ok(m)
+    }
+
+    fn owned_push_pull(buf: &[u8]) -> Result<NetworkPushPull, DecodeError> {
+        let mut r = Reader::new(buf, "NetworkPushPull");
+        let mut m = NetworkPushPull::default();
+        while r.more() {
+            let (field, wt) = r.key()?;
+            match field {
+                1 => m.l_time = r.uint(wt, "l_time")?,
+                2 => m.networks.push(owned_entry(r.bytes(wt, "networks")?)?),
+                3 => m.node_name = r.str(wt, "node_name")?.to_owned(),
+                _ => r.skip(wt)?,
+            }
+        }
+        Ok(m)
+    }
+
+    fn owned_bulk_sync(buf: &[u8]) -> Result<BulkSyncMessage, DecodeError> {
+        let mut r = Reader::new(buf, "BulkSyncMessage");
+        let mut m = BulkSyncMessage::default();
+        while r.more() {
+            let (field, wt) = r.key()?;
+            match field {
+                1 => m.l_time = r.uint(wt, "l_time")?,
+                2 => m.unsolicited = r.bool(wt, "unsolicited")?,
+                3 => m.node_name = r.str(wt, "node_name")?.to_owned(),
+                4 => m.networks.push(r.str(wt, "networks")?.to_owned()),
+                5 => m.payload = r.bytes(wt, "payload")?.to_vec(),
+                _ => r.skip(wt)?,
+            }
+        }
+        Ok(m)
+    }
+
+    fn arb_name() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z0-9]{0,6}", ".{0,4}"]
+    }
+
+    fn arb_push_pull() -> impl Strategy<Value = NetworkPushPull> {
+        let entry = (arb_name(), any::<u64>(), arb_name(), any::<bool>()).prop_map(
+            |(network_id, l_time, node_name, leaving)| NetworkEntry {
+                network_id,
+                l_time,
+                node_name,
+                leaving,
+            },
+        );
+        (
+            any::<u64>(),
+            proptest::collection::vec(entry, 0..6),
+            arb_name(),
+        )
+            .prop_map(|(l_time, networks, node_name)| NetworkPushPull {
+                l_time,
+                networks,
+                node_name,
+            })
+    }
+
+    fn arb_bulk_sync() -> impl Strategy<Value = BulkSyncMessage> {
+        (
+            any::<u64>(),
+            any::<bool>(),
+            arb_name(),
+            proptest::collection::vec(arb_name(), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|(l_time, unsolicited, node_name, networks, payload)| {
+                BulkSyncMessage {
+                    l_time,
+                    unsolicited,
+                    node_name,
+                    networks,
+                    payload,
+                }
+            })
+    }
+
+    /// An encoding with a few bytes changed and maybe cut short (often still
+    /// valid, or invalid in one field), or arbitrary bytes.
+    fn mangled(encoded: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+        let changed = (
+            encoded,
+            proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(mut b, flips, cut)| {
+                for (i, v) in flips {
+                    if !b.is_empty() {
+                        let n = b.len();
+                        b[i.index(n)] = v;
+                    }
+                }
+                if cut.index(4) == 0 {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+                b
+            });
+        prop_oneof![3 => changed, 1 => proptest::collection::vec(any::<u8>(), 0..120)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn borrowed_push_pull_decoder_matches_the_owned_one(
+            buf in mangled(arb_push_pull().prop_map(|p| p.encode())),
+        ) {
+            let want = owned_push_pull(&buf);
+            prop_assert_eq!(NetworkPushPullRef::decode(&buf).map(NetworkPushPullRef::into_owned), want.clone());
+            prop_assert_eq!(NetworkPushPull::decode(&buf), want);
+        }
+
+        #[test]
+        fn borrowed_push_pull_gossip_is_what_decode_gossip_calls_a_push_pull(
+            buf in mangled(arb_push_pull().prop_map(|p| p.encode_gossip())),
+        ) {
+            let want = match decode_gossip(&buf) {
+                Ok(Message::PushPull(p)) => Some(p),
+                _ => None,
+            };
+            let got = NetworkPushPullRef::decode_gossip(&buf).ok().map(NetworkPushPullRef::into_owned);
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn borrowed_bulk_sync_decoder_matches_the_owned_one(
+            buf in mangled(arb_bulk_sync().prop_map(|b| b.encode())),
+        ) {
+            let want = owned_bulk_sync(&buf);
+            prop_assert_eq!(BulkSyncMessageRef::decode(&buf).map(BulkSyncMessageRef::into_owned), want.clone());
+            prop_assert_eq!(BulkSyncMessage::decode(&buf), want);
+        }
+
+        #[test]
+        fn borrowed_entry_decoder_matches_the_owned_one(
+            buf in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let want = owned_entry(&buf);
+            prop_assert_eq!(NetworkEntryRef::decode(&buf).map(NetworkEntryRef::into_owned), want.clone());
+            prop_assert_eq!(NetworkEntry::decode(&buf), want);
+        }
     }
 
     #[test]
