@@ -68,7 +68,7 @@ FLAGS: list[tuple[str, str, Callable[[str], Value], str]] = [
         "--threads",
         "threads",
         int,
-        "threads that run the nodes (0, default: one per core from 400 nodes;"
+        "threads that run the nodes (0, default: one per free core from 400 nodes;"
         " the report is the same for any number)",
     ),
 ]

@@ -58,7 +58,8 @@ PARAMS: dict[str, str] = {
     "settle": "final seconds without writes or faults, before the checks",
     "churn_fraction": "fraction of nodes the mass-churn scenario crashes",
     "downtime": "seconds a restarted node stays down",
-    "threads": "threads that run the nodes (0: one per core from 400 nodes; same report for any)",
+    "threads": "threads that run the nodes (0: one per free core from 400 nodes);"
+    " the report is the same for any number",
     "sample_interval": "seconds between traffic samples",
 }
 

@@ -837,7 +837,7 @@ impl NdbNode {
         &mut self,
         now: u64,
         token: u64,
-        msg: MlMessage,
+        msg: &MlMessage,
         len: usize,
     ) -> Result<bool, SwimError> {
         self.pre();

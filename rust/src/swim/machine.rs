@@ -1087,7 +1087,7 @@ impl Memberlist {
         &mut self,
         now: u64,
         token: u64,
-        msg: Message,
+        msg: &Message,
         len: usize,
         d: &mut impl Delegate,
     ) -> Result<bool, SwimError> {
@@ -1104,7 +1104,7 @@ impl Memberlist {
                 };
                 self.stream_reply_message(now, kind, StreamMessage::PushPull(view), d)
             }
-            other => self.stream_reply_message(now, kind, StreamMessage::Other(other), d),
+            other => self.stream_reply_message(now, kind, StreamMessage::Other(other.clone()), d),
         }
     }
 

@@ -468,7 +468,7 @@ fn the_warm_start_path_merges_as_the_wire_path() {
         Ok(true)
     );
     assert_eq!(
-        b.handle_stream_reply_message(SEC, tb[0], msg, bytes.len(), &mut NoDelegate),
+        b.handle_stream_reply_message(SEC, tb[0], &msg, bytes.len(), &mut NoDelegate),
         Ok(true)
     );
     assert_eq!(a.state_for_test(), b.state_for_test());
