@@ -371,12 +371,24 @@ impl Params {
 /// The cluster size from which a run uses every free core by default.
 pub const PARALLEL_FROM: usize = 400;
 
-/// Runnable threads of other processes now (the kernel's count in
-/// /proc/loadavg, less this one); 0 where it cannot be read.
+/// Runnable threads of other processes (the kernel's count in /proc/loadavg,
+/// less this one): the least of five looks 10 ms apart, so that a process
+/// that only passes by (a `ps`, a profiler waking up) does not count; 0
+/// where it cannot be read.
 fn others_running() -> usize {
-    let Ok(s) = std::fs::read_to_string("/proc/loadavg") else { return 0 };
-    let running = s.split_whitespace().nth(3).and_then(|f| f.split('/').next()).and_then(|r| r.parse::<usize>().ok());
-    running.map_or(0, |r| r.saturating_sub(1))
+    let look = || {
+        let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+        let running = s.split_whitespace().nth(3)?.split('/').next()?.parse::<usize>().ok()?;
+        Some(running.saturating_sub(1))
+    };
+    let mut least = usize::MAX;
+    for k in 0..5 {
+        if k > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        least = least.min(look().unwrap_or(0));
+    }
+    least
 }
 
 /// The node address of index `i` on the virtual network.
