@@ -66,6 +66,7 @@ fn report<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("events", r.events)?;
     d.set_item("setup_wall_s", r.setup_wall_s)?;
     d.set_item("run_wall_s", r.run_wall_s)?;
+    d.set_item("threads", r.threads)?;
     d.set_item("rss_bytes", r.rss_bytes)?;
     d.set_item("memory_per_node_bytes", r.memory_per_node_bytes)?;
     let series = PyDict::new(py);

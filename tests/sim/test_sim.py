@@ -72,7 +72,7 @@ def without_wall_figures(r: dict[str, Any]) -> dict[str, Any]:
     """The report without what depends on the machine (time, memory)."""
     machine = {
         "wall_s", "events_per_s", "setup_wall_s", "run_wall_s", "rss_bytes",
-        "memory_per_node_bytes",
+        "memory_per_node_bytes", "threads",
     }  # fmt: skip
     return {k: v for k, v in r.items() if k not in machine}
 
@@ -110,7 +110,9 @@ def test_threads_change_the_wall_time_only(tmp_path: Path) -> None:
         args = ["sim", "--nodes", "40", "--duration", "20", "--seed", "5", "--loss", "0.02"]
         args += ["--scenario", "rolling-restart", "--writes", "40", "--threads", threads]
         assert pyln_main([*args, "--report", str(out), "--quiet"]) == 0
-        r = without_wall_figures(json.loads(out.read_text()))
+        full = json.loads(out.read_text())
+        assert full["threads"] == int(threads)
+        r = without_wall_figures(full)
         assert r["params"].pop("threads") == int(threads)
         reports.append(r)
     assert reports[0]["writes"] >= 40  # and the keys restarted nodes re-create

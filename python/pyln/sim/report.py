@@ -68,7 +68,10 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{r['memory_per_node_bytes'] / 1024:,.1f} KiB (RSS {r['rss_bytes'] / 2**20:,.0f} MiB)",
         ),
         ("events (per wall s)", f"{r['events']:,} ({r.get('events_per_s', 0):,.0f})"),
-        ("wall time (setup)", f"{r.get('wall_s', 0):.1f} s ({r['setup_wall_s']:.1f} s)"),
+        (
+            "wall time (setup; threads)",
+            f"{r.get('wall_s', 0):.1f} s ({r['setup_wall_s']:.1f} s; {r.get('threads', 1)})",
+        ),
         (
             "checks: tables / no resurrection / healthy-dead / membership",
             " / ".join(

@@ -701,12 +701,22 @@ impl<M: Machine> Sim<M> {
         queued.chain(self.pending.iter().map(|s| s.at)).min()
     }
 
+    /// The threads a run uses: the configured number, at most one per
+    /// node, and one when there is no lookahead.
+    pub fn threads(&self) -> usize {
+        if self.net.lookahead() == 0 {
+            1
+        } else {
+            self.net.cfg.threads.clamp(1, self.slots.len().max(1))
+        }
+    }
+
     /// Splits the nodes into as many shards as threads (one with no
     /// lookahead), re-queueing events if the split changed, and queues the
     /// events scheduled since the last run.
     fn partition(&mut self) {
         let n = self.slots.len();
-        let k = if self.net.lookahead() == 0 { 1 } else { self.net.cfg.threads.clamp(1, n.max(1)) };
+        let k = self.threads();
         let bounds: Vec<usize> = (0..=k).map(|s| s * n / k).collect();
         if bounds != self.bounds {
             let old = std::mem::replace(&mut self.heaps, (0..k).map(|_| Queue::new()).collect());

@@ -539,6 +539,8 @@ pub struct Report {
     pub events: u64,
     pub setup_wall_s: f64,
     pub run_wall_s: f64,
+    /// Threads that ran the nodes (the report is otherwise the same for any).
+    pub threads: usize,
     pub rss_bytes: u64,
     pub memory_per_node_bytes: f64,
     pub series_t: Vec<f64>,
@@ -1386,6 +1388,7 @@ impl Runner {
             events: self.sim.events_processed,
             setup_wall_s: self.setup_wall,
             run_wall_s: run_wall,
+            threads: self.sim.threads(),
             rss_bytes: rss,
             memory_per_node_bytes: self.rss_setup.saturating_sub(self.rss0) as f64
                 / self.p.nodes as f64,
@@ -1432,6 +1435,7 @@ mod tests {
     fn simulated(mut r: Report) -> String {
         r.setup_wall_s = 0.0;
         r.run_wall_s = 0.0;
+        r.threads = 0;
         r.rss_bytes = 0;
         r.memory_per_node_bytes = 0.0;
         format!("{r:?}")
