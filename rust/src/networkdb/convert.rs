@@ -80,20 +80,3 @@ pub fn push_pull_to_wire(p: &ev::NetworkPushPull) -> pb::NetworkPushPull {
 pub fn network_entry_from_wire<'a>(n: &pb::NetworkEntryRef<'a>) -> ev::NetworkEntryRef<'a> {
     ev::NetworkEntryRef { network_id: n.network_id, ltime: n.l_time, node_name: n.node_name, leaving: n.leaving }
 }
-
-pub fn push_pull_from_wire(p: &pb::NetworkPushPull) -> ev::NetworkPushPull {
-    ev::NetworkPushPull {
-        ltime: p.l_time,
-        networks: p
-            .networks
-            .iter()
-            .map(|n| ev::NetworkEntry {
-                network_id: n.network_id.clone(),
-                ltime: n.l_time,
-                node_name: n.node_name.clone(),
-                leaving: n.leaving,
-            })
-            .collect(),
-        node_name: p.node_name.clone(),
-    }
-}

@@ -162,7 +162,7 @@ impl Net {
     }
 
     /// The shortest time between a node acting and another node hearing of
-    /// it: the width of a parallel window.
+    /// it: how far a shard's promise reaches past its earliest event.
     fn lookahead(&self) -> u64 {
         self.cfg.latency.min(self.cfg.stream_timeout)
     }
@@ -174,7 +174,7 @@ type Notes<N> = Vec<(u64, usize, Vec<N>)>;
 
 /// One thread's part of a run: the nodes `own` (a range of indexes, the
 /// first of `slots` being node `base`) and their queue. Events for other
-/// nodes wait in `out` until the window ends.
+/// nodes wait in `out` until they are posted to their shard.
 struct Shard<'a, M: Machine> {
     base: usize,
     slots: &'a mut [Slot<M>],
@@ -566,10 +566,10 @@ impl<M: Machine> Sim<M> {
         &mut self.net.cfg
     }
 
-    /// A shard over every node whose events all wait in `pending`: inputs
-    /// between runs (adds, API calls, restarts).
-    fn outside(&mut self) -> Shard<'_, M> {
-        Shard {
+    /// An input between runs (an add, an API call, a restart): node `i`'s
+    /// events wait in `pending` (a shard that owns no node) for the next run.
+    fn after_input(&mut self, i: usize) {
+        let mut sh = Shard {
             base: 0,
             slots: &mut self.slots,
             own: 0..0,
@@ -578,16 +578,9 @@ impl<M: Machine> Sim<M> {
             net: &self.net,
             notes: std::mem::take(&mut self.notes),
             events: 0,
-        }
-    }
-
-    fn after_input(&mut self, i: usize) {
-        let now = self.now;
-        let mut sh = self.outside();
-        sh.after_input(i, now);
-        let (out, notes) = (sh.out, sh.notes);
-        self.pending = out;
-        self.notes = notes;
+        };
+        sh.after_input(i, self.now);
+        (self.pending, self.notes) = (sh.out, sh.notes);
     }
 
     /// Adds a machine; returns its index.

@@ -913,14 +913,7 @@ impl<'a> NetworkPushPullRef<'a> {
 
     /// Decodes a GossipMessage that must hold a PUSH_PULL.
     pub fn decode_gossip(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let g = GossipMessageRef::decode(buf)?;
-        if g.r#type != MessageType::PUSH_PULL {
-            return Err(DecodeError::UnexpectedMessageType {
-                expected: MessageType::PUSH_PULL,
-                found: g.r#type,
-            });
-        }
-        Self::decode(g.data)
+        Self::decode(gossip_data(buf, MessageType::PUSH_PULL)?)
     }
 
     pub fn into_owned(self) -> NetworkPushPull {
@@ -999,14 +992,7 @@ impl<'a> TableEventRef<'a> {
 
     /// Decodes a GossipMessage that must hold a TABLE_EVENT.
     pub fn decode_gossip(buf: &'a [u8]) -> Result<Self, DecodeError> {
-        let g = GossipMessageRef::decode(buf)?;
-        if g.r#type != MessageType::TABLE_EVENT {
-            return Err(DecodeError::UnexpectedMessageType {
-                expected: MessageType::TABLE_EVENT,
-                found: g.r#type,
-            });
-        }
-        Self::decode(g.data)
+        Self::decode(gossip_data(buf, MessageType::TABLE_EVENT)?)
     }
 
     pub fn into_owned(self) -> TableEvent {
@@ -1242,14 +1228,16 @@ pub fn split_compound(data: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
 
 /// Like [`split_compound`], from a whole GossipMessage that must be a COMPOUND.
 pub fn split_compound_gossip(buf: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    split_compound(gossip_data(buf, MessageType::COMPOUND)?)
+}
+
+/// The payload of a whole GossipMessage that must be of type `expected`.
+fn gossip_data(buf: &[u8], expected: MessageType) -> Result<&[u8], DecodeError> {
     let g = GossipMessageRef::decode(buf)?;
-    if g.r#type != MessageType::COMPOUND {
-        return Err(DecodeError::UnexpectedMessageType {
-            expected: MessageType::COMPOUND,
-            found: g.r#type,
-        });
+    if g.r#type != expected {
+        return Err(DecodeError::UnexpectedMessageType { expected, found: g.r#type });
     }
-    split_compound(g.data)
+    Ok(g.data)
 }
 
 // ---------------------------------------------------------------------------
