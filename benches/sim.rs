@@ -66,9 +66,18 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Samples the live heap into PEAK until `stop` is set.
+/// With SIM_HEAP_TRACE set, also prints the live heap every wall second.
 fn sample_peak(stop: &AtomicBool) {
+    let trace = std::env::var_os("SIM_HEAP_TRACE").is_some();
+    let t0 = Instant::now();
+    let mut next = 1.0;
     while !stop.load(Relaxed) {
-        PEAK.fetch_max(live(), Relaxed);
+        let l = live();
+        PEAK.fetch_max(l, Relaxed);
+        if trace && t0.elapsed().as_secs_f64() >= next {
+            eprintln!("heap {next:>5.0} s {:>8.1} MiB", l as f64 / 1048576.0);
+            next += 1.0;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
 }

@@ -74,6 +74,37 @@ pub fn shared_bytes(msg: Vec<u8>) -> Arc<[u8]> {
     a
 }
 
+/// Tables indexed by a dense id that never move once written: segments of
+/// 64, 128, 256, ... slots, each allocated once and never freed, so that a
+/// reader needs no lock.
+mod segments {
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    pub const FIRST: usize = 64;
+    /// 64 × (2^27 − 1) slots: room for every `u32` id.
+    pub const SEGMENTS: usize = 27;
+
+    /// (segment, offset) of an id: segment k holds `FIRST << k` slots.
+    pub fn locate(id: u32) -> (usize, usize) {
+        let j = id as usize / FIRST + 1;
+        let k = (usize::BITS - 1 - j.leading_zeros()) as usize;
+        (k, id as usize - FIRST * ((1 << k) - 1))
+    }
+
+    /// The slot of `id`, if its segment exists. Every non-null pointer in
+    /// `segs[k]` must be a leaked allocation of `FIRST << k` slots.
+    pub fn slot_in<T>(segs: &'static [AtomicPtr<T>; SEGMENTS], id: u32) -> Option<&'static T> {
+        let (k, off) = locate(id);
+        let seg = segs.get(k)?.load(Ordering::Acquire);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: segment k was allocated with FIRST << k slots (off is below
+        // that by `locate`) and is never freed.
+        Some(unsafe { &*seg.add(off) })
+    }
+}
+
 /// Process-wide node ids: each distinct node name gets a dense `u32` in order
 /// of first sight in the process, and its name is read back without a lock.
 /// networkdb numbers its peers with these ids (`networkdb::names::NodeNames`):
@@ -92,9 +123,7 @@ mod node_ids {
     use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 
-    const FIRST: usize = 64;
-    /// 64 × (2^27 − 1) slots: room for every `u32` id.
-    const SEGMENTS: usize = 27;
+    use super::segments::{locate, slot_in, FIRST, SEGMENTS};
 
     type Slot = AtomicPtr<Arc<str>>;
 
@@ -148,22 +177,8 @@ mod node_ids {
         }
     }
 
-    /// (segment, offset) of an id.
-    fn locate(id: u32) -> (usize, usize) {
-        let j = id as usize / FIRST + 1;
-        let k = (usize::BITS - 1 - j.leading_zeros()) as usize;
-        (k, id as usize - FIRST * ((1 << k) - 1))
-    }
-
     fn slot(id: u32) -> Option<&'static Slot> {
-        let (k, off) = locate(id);
-        let seg = SEGS.get(k)?.load(Ordering::Acquire);
-        if seg.is_null() {
-            return None;
-        }
-        // SAFETY: segment k was allocated with FIRST << k slots (off is below
-        // that by `locate`) and is never freed.
-        Some(unsafe { &*seg.add(off) })
+        slot_in(&SEGS, id)
     }
 
     /// How many ids have been handed out.
@@ -236,6 +251,63 @@ mod node_ids {
 
 pub use node_ids::{find as find_node_id, id as node_id, name as node_name};
 
+/// Process-wide socket-address ids, as node ids are for names: memberlist
+/// keeps each member's address, and a simulated cluster of N nodes N² of
+/// them. A member record holds a 4-byte id instead of a 20-byte address, and
+/// reading the address back (on every send) touches one table that all the
+/// nodes of the process share. Ids are dense, never reused, and never
+/// forgotten: a process sees about as many addresses as its clusters have
+/// members.
+mod addr_ids {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    type Slot = OnceLock<SocketAddr>;
+
+    static SEGS: [AtomicPtr<Slot>; SEGMENTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS];
+
+    fn ids() -> &'static Mutex<HashMap<SocketAddr, u32, crate::fasthash::FastBuild>> {
+        static IDS: OnceLock<Mutex<HashMap<SocketAddr, u32, crate::fasthash::FastBuild>>> = OnceLock::new();
+        IDS.get_or_init(Default::default)
+    }
+
+    use super::segments::{locate, slot_in, FIRST, SEGMENTS};
+
+    fn slot(id: u32) -> Option<&'static Slot> {
+        slot_in(&SEGS, id)
+    }
+
+    /// The address of an id handed out by [`id`]; `None` for any other.
+    pub fn get(id: u32) -> Option<SocketAddr> {
+        slot(id)?.get().copied()
+    }
+
+    /// The id of `a`, giving it the next one if it has none.
+    pub fn id(a: SocketAddr) -> u32 {
+        // A poisoned lock only means a panic elsewhere; the map is
+        // consistent after every insert.
+        let mut m = ids().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&i) = m.get(&a) {
+            return i;
+        }
+        let id = u32::try_from(m.len()).expect("fewer than 2^32 addresses");
+        let (k, _) = locate(id);
+        if SEGS[k].load(Ordering::Acquire).is_null() {
+            let seg: Box<[Slot]> = (0..FIRST << k).map(|_| OnceLock::new()).collect();
+            SEGS[k].store(Box::leak(seg).as_mut_ptr(), Ordering::Release);
+        }
+        if let Some(s) = slot(id) {
+            let _ = s.set(a);
+        }
+        m.insert(a, id);
+        id
+    }
+}
+
+pub use addr_ids::{get as addr_of_id, id as addr_id};
+
 /// Makes `v[id]` exist in `v`, a vector indexed by process-wide node id, filling
 /// new slots with `fill`. Room is made at once for every id the process has
 /// handed out: such a vector ends up about that long in a cluster whose names
@@ -301,6 +373,23 @@ mod tests {
         let many: Vec<u32> = (0..500).map(|i| node_id(&format!("node-id-test-{i}"))).collect();
         for (i, &id) in many.iter().enumerate() {
             assert_eq!(node_name(id), Some(format!("node-id-test-{i}").as_str()));
+        }
+    }
+
+    #[test]
+    fn addr_ids_are_stable_and_read_back() {
+        let a: std::net::SocketAddr = "10.9.8.7:7946".parse().unwrap();
+        let b: std::net::SocketAddr = "[fd00::1]:7946".parse().unwrap();
+        let (ia, ib) = (addr_id(a), addr_id(b));
+        assert_ne!(ia, ib);
+        assert_eq!(addr_id(a), ia);
+        assert_eq!(addr_of_id(ia), Some(a));
+        assert_eq!(addr_of_id(ib), Some(b));
+        assert_eq!(addr_of_id(u32::MAX), None);
+        // Past the first segment.
+        let many: Vec<u32> = (0..200u16).map(|p| addr_id(std::net::SocketAddr::from(([10, 1, 1, 1], 1000 + p)))).collect();
+        for (p, id) in (0..200u16).zip(&many) {
+            assert_eq!(addr_of_id(*id), Some(std::net::SocketAddr::from(([10, 1, 1, 1], 1000 + p))));
         }
     }
 

@@ -91,46 +91,65 @@ pub fn reap_time(t: u64) -> Option<NonZeroU64> {
 
 /// (Peer, network) → attachment. A peer's attachment with the smallest
 /// network id sits in a vector slot indexed by the peer's node id (ids are
-/// dense); its other attachments, if any, in a side B-tree. In a cluster of
-/// one network that is 32 bytes per peer, where one B-tree of all of them
-/// cost ~60 (half-full leaves of 32-byte elements, plus inner nodes).
+/// dense); its other attachments, if any, in a side B-tree. Reap times, which
+/// only leaving attachments have, are in a side map. In a cluster of one
+/// network that is 16 bytes per peer (a node holds one per peer, a simulated
+/// cluster N²), where one B-tree of all of them cost ~60.
 #[derive(Debug, Clone, Default)]
 struct AttachMap {
-    first: Vec<Option<(NetId, Attachment)>>,
-    more: BTreeMap<(NodeId, NetId), Attachment>,
+    first: Vec<Option<Slim>>,
+    more: BTreeMap<(NodeId, NetId), (u64, bool)>,
+    reap: BTreeMap<(NodeId, NetId), NonZeroU64>,
+}
+
+/// The first attachment of a peer: network, ltime, leaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slim {
+    nid: NetId,
+    leaving: bool,
+    ltime: u64,
 }
 
 impl AttachMap {
-    fn get(&self, node: NodeId, nid: NetId) -> Option<&Attachment> {
+    /// (ltime, leaving) of an attachment.
+    fn slim(&self, node: NodeId, nid: NetId) -> Option<(u64, bool)> {
         match self.first.get(node as usize)? {
-            Some((n, a)) if *n == nid => Some(a),
-            Some((n, _)) if *n < nid => self.more.get(&(node, nid)),
+            Some(s) if s.nid == nid => Some((s.ltime, s.leaving)),
+            Some(s) if s.nid < nid => self.more.get(&(node, nid)).copied(),
             _ => None,
         }
     }
 
-    fn get_mut(&mut self, node: NodeId, nid: NetId) -> Option<&mut Attachment> {
-        match self.first.get_mut(node as usize)? {
-            Some((n, a)) if *n == nid => Some(a),
-            Some((n, _)) if *n < nid => self.more.get_mut(&(node, nid)),
-            _ => None,
-        }
+    fn full(&self, node: NodeId, nid: NetId, (ltime, leaving): (u64, bool)) -> Attachment {
+        let reap_at = if leaving { self.reap.get(&(node, nid)).copied() } else { None };
+        Attachment { ltime, leaving, reap_at }
     }
 
+    fn get(&self, node: NodeId, nid: NetId) -> Option<Attachment> {
+        self.slim(node, nid).map(|s| self.full(node, nid, s))
+    }
+
+    /// Inserts or replaces an attachment.
     fn insert(&mut self, node: NodeId, nid: NetId, a: Attachment) {
+        match a.reap_at {
+            Some(t) => self.reap.insert((node, nid), t),
+            None => self.reap.remove(&(node, nid)),
+        };
+        let v = (a.ltime, a.leaving);
         let i = node as usize;
         crate::intern::grow_for_id(&mut self.first, node, None);
         let slot = &mut self.first[i];
+        let mine = Slim { nid, leaving: a.leaving, ltime: a.ltime };
         match slot {
-            None => *slot = Some((nid, a)),
-            Some((n, old)) if *n == nid => *old = a,
-            Some((n, _)) if *n < nid => {
-                self.more.insert((node, nid), a);
+            None => *slot = Some(mine),
+            Some(s) if s.nid == nid => *s = mine,
+            Some(s) if s.nid < nid => {
+                self.more.insert((node, nid), v);
             }
             Some(_) => {
                 // The new one has the smallest id: it takes the slot.
-                if let Some((n, old)) = slot.replace((nid, a)) {
-                    self.more.insert((node, n), old);
+                if let Some(old) = slot.replace(mine) {
+                    self.more.insert((node, old.nid), (old.ltime, old.leaving));
                 }
             }
         }
@@ -140,8 +159,8 @@ impl AttachMap {
     fn promote(&mut self, node: NodeId) {
         let next = self.more.range((node, 0)..=(node, NetId::MAX)).next().map(|(&k, _)| k);
         if let Some(k) = next {
-            if let (Some(a), Some(slot)) = (self.more.remove(&k), self.first.get_mut(node as usize)) {
-                *slot = Some((k.1, a));
+            if let (Some((ltime, leaving)), Some(slot)) = (self.more.remove(&k), self.first.get_mut(node as usize)) {
+                *slot = Some(Slim { nid: k.1, leaving, ltime });
             }
         }
     }
@@ -149,7 +168,7 @@ impl AttachMap {
     fn remove(&mut self, node: NodeId, nid: NetId) {
         let Some(slot) = self.first.get_mut(node as usize) else { return };
         match slot {
-            Some((n, _)) if *n == nid => {
+            Some(s) if s.nid == nid => {
                 *slot = None;
                 self.promote(node);
             }
@@ -158,33 +177,31 @@ impl AttachMap {
             }
             None => {}
         }
+        self.reap.remove(&(node, nid));
     }
 
     /// A peer's attachments, by network id.
-    fn of(&self, node: NodeId) -> impl Iterator<Item = (NetId, &Attachment)> {
+    fn of(&self, node: NodeId) -> impl Iterator<Item = (NetId, Attachment)> + '_ {
         self.first
             .get(node as usize)
-            .and_then(Option::as_ref)
-            .map(|(n, a)| (*n, a))
+            .copied()
+            .flatten()
+            .map(|s| (s.nid, (s.ltime, s.leaving)))
             .into_iter()
-            .chain(self.more.range((node, 0)..=(node, NetId::MAX)).map(|(&(_, n), a)| (n, a)))
+            .chain(self.more.range((node, 0)..=(node, NetId::MAX)).map(|(&(_, n), &v)| (n, v)))
+            .map(move |(n, v)| (n, self.full(node, n, v)))
     }
 
     /// All attachments, by (node id, network id).
-    fn iter(&self) -> impl Iterator<Item = (NodeId, NetId, &Attachment)> {
+    fn iter(&self) -> impl Iterator<Item = (NodeId, NetId, Attachment)> + '_ {
         (0..self.first.len() as NodeId).flat_map(move |node| self.of(node).map(move |(n, a)| (node, n, a)))
     }
 
     /// Keeps the attachments for which `keep` holds (called once for each).
     fn retain(&mut self, mut keep: impl FnMut(&Attachment) -> bool) {
-        self.more.retain(|_, a| keep(a));
-        for i in 0..self.first.len() {
-            if let Some((_, a)) = &self.first[i] {
-                if !keep(a) {
-                    self.first[i] = None;
-                    self.promote(i as NodeId);
-                }
-            }
+        let drop: Vec<(NodeId, NetId)> = self.iter().filter(|(_, _, a)| !keep(a)).map(|(n, k, _)| (n, k)).collect();
+        for (node, nid) in drop {
+            self.remove(node, nid);
         }
     }
 }
@@ -342,18 +359,18 @@ impl Networks {
             .filter(|nid| self.attachment_of(node, *nid).is_some());
         if let Some(nid) = known {
             let reap_interval = self.reap_interval;
-            let Some(a) = self.attachments.get_mut(node, nid) else { return NetworkVerdict::Stale };
+            let Some(mut a) = self.attachments.get(node, nid) else { return NetworkVerdict::Stale };
             if a.ltime >= ltime {
                 return NetworkVerdict::Stale;
             }
             a.ltime = ltime;
             a.leaving = leave;
+            a.reap_at = if leave { reap_time(now.saturating_add(reap_interval)) } else { None };
+            self.attachments.insert(node, nid, a);
             if leave {
-                a.reap_at = reap_time(now.saturating_add(reap_interval));
                 self.unpeer(nid, node);
                 return NetworkVerdict::Left;
             }
-            a.reap_at = None;
             if active {
                 self.peer(nid, node);
             }
@@ -380,24 +397,26 @@ impl Networks {
     }
 
     /// A peer's attachment to a network, leaving or not.
-    pub fn attachment(&self, node: NodeId, network_id: &str) -> Option<&Attachment> {
+    pub fn attachment(&self, node: NodeId, network_id: &str) -> Option<Attachment> {
         self.attachment_of(node, self.nets.lookup(network_id)?)
     }
 
     /// Whether a peer has a non-leaving attachment to the network (a failed
     /// peer's remembered attachment counts).
     pub fn is_attached(&self, node: NodeId, network_id: &str) -> bool {
-        self.attachment(node, network_id)
-            .is_some_and(|a| !a.leaving)
+        self.nets
+            .lookup(network_id)
+            .and_then(|nid| self.attachments.slim(node, nid))
+            .is_some_and(|(_, leaving)| !leaving)
     }
 
     /// A peer's attachments, leaving ones included.
-    pub fn attachments_of(&self, node: NodeId) -> impl Iterator<Item = (&str, &Attachment)> {
+    pub fn attachments_of(&self, node: NodeId) -> impl Iterator<Item = (&str, Attachment)> {
         self.attachments.of(node).map(move |(nid, a)| (self.nets.name(nid), a))
     }
 
     /// All peer attachments, leaving ones included: (node, network, attachment).
-    pub fn all_attachments(&self) -> impl Iterator<Item = (NodeId, &str, &Attachment)> {
+    pub fn all_attachments(&self) -> impl Iterator<Item = (NodeId, &str, Attachment)> {
         self.attachments.iter().map(move |(node, nid, a)| (node, self.nets.name(nid), a))
     }
 
@@ -427,7 +446,7 @@ impl Networks {
     pub fn common_networks(&self, node: NodeId) -> Vec<&str> {
         self.own
             .keys()
-            .filter(|&&nid| self.attachments.get(node, nid).is_some_and(|a| !a.leaving))
+            .filter(|&&nid| self.attachments.slim(node, nid).is_some_and(|(_, leaving)| !leaving))
             .map(|&nid| self.nets.name(nid))
             .collect()
     }
@@ -482,7 +501,7 @@ impl Networks {
         self.own.get_mut(&nid)
     }
 
-    fn attachment_of(&self, node: NodeId, nid: NetId) -> Option<&Attachment> {
+    fn attachment_of(&self, node: NodeId, nid: NetId) -> Option<Attachment> {
         self.attachments.get(node, nid)
     }
 
@@ -516,9 +535,10 @@ mod tests {
     const REAP: u64 = 1000;
 
     #[test]
-    fn attachment_is_24_bytes() {
-        assert_eq!(std::mem::size_of::<Attachment>(), 24);
-        assert_eq!(std::mem::size_of::<Option<super::super::nodes::NodeRecord>>(), 24);
+    fn per_peer_records_are_16_bytes() {
+        // A node holds one of each per peer; a simulated cluster N².
+        assert_eq!(std::mem::size_of::<Option<Slim>>(), 16);
+        assert_eq!(std::mem::size_of::<Option<super::super::nodes::Slim>>(), 16);
     }
 
     #[test]
@@ -606,7 +626,6 @@ mod tests {
     #[test]
     fn attach_map_keeps_order_and_promotes() {
         let at = |ltime| Attachment { ltime, leaving: false, reap_at: None };
-        assert_eq!(std::mem::size_of::<Option<(NetId, Attachment)>>(), 32);
         let mut m = AttachMap::default();
         m.insert(3, 5, at(1));
         m.insert(3, 2, at(2)); // smaller id: takes the slot
@@ -620,10 +639,11 @@ mod tests {
         assert_eq!(m.of(3).map(|(k, _)| k).collect::<Vec<_>>(), [5, 9]);
         m.retain(|a| a.ltime != 1);
         assert_eq!(m.of(3).map(|(k, _)| k).collect::<Vec<_>>(), [9]);
-        if let Some(a) = m.get_mut(3, 9) {
-            a.ltime = 30;
-        }
-        assert_eq!(m.get(3, 9).map(|a| a.ltime), Some(30));
+        m.insert(3, 9, Attachment { ltime: 30, leaving: true, reap_at: NonZeroU64::new(99) });
+        assert_eq!(m.get(3, 9), Some(Attachment { ltime: 30, leaving: true, reap_at: NonZeroU64::new(99) }));
+        m.insert(3, 1, at(5)); // takes the slot; 9 keeps its reap time
+        assert_eq!(m.get(3, 9).and_then(|a| a.reap_at), NonZeroU64::new(99));
+        m.remove(3, 1);
         m.remove(3, 9);
         m.remove(1, 7);
         assert_eq!(m.iter().count(), 0);

@@ -23,9 +23,17 @@ pub struct NodeRecord {
     pub state: NodeState,
     /// Network-clock time of the latest node event seen for it.
     pub ltime: u64,
-    /// When a failed or left node is forgotten (µs). A `NonZeroU64`, so
-    /// that a record is 24 bytes (a node holds one per member).
+    /// When a failed or left node is forgotten (µs).
     pub reap_at: Option<std::num::NonZeroU64>,
+}
+
+/// What the dense list holds per node: 16 bytes (a node holds one per
+/// member, a simulated cluster N²). Reap times, which only failed and left
+/// nodes have, are in a side map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slim {
+    state: NodeState,
+    ltime: u64,
 }
 
 /// The result of a state change request.
@@ -43,9 +51,11 @@ pub enum Transition {
 #[derive(Debug, Clone, Default)]
 pub struct Nodes {
     /// By node id. Ids are dense (interned in order of first sight) and a
-    /// node of an N-node cluster holds N records, so a vector: 32 bytes a
+    /// node of an N-node cluster holds N records, so a vector: 16 bytes a
     /// record where a B-tree took ~70.
-    map: Vec<Option<NodeRecord>>,
+    map: Vec<Option<Slim>>,
+    /// Reap times of failed and left nodes.
+    reap: std::collections::BTreeMap<NodeId, std::num::NonZeroU64>,
     len: usize,
     /// How many are failed, and left (so that "any failed node?" and "any
     /// node to reap?" are O(1)).
@@ -60,36 +70,37 @@ impl Nodes {
     }
 
     /// What is known about a node.
-    pub fn get(&self, id: NodeId) -> Option<&NodeRecord> {
+    pub fn get(&self, id: NodeId) -> Option<NodeRecord> {
+        let s = self.slim(id)?;
+        Some(NodeRecord { state: s.state, ltime: s.ltime, reap_at: self.reap.get(&id).copied() })
+    }
+
+    fn slim(&self, id: NodeId) -> Option<&Slim> {
         self.map.get(id as usize).and_then(Option::as_ref)
     }
 
-    fn get_mut(&mut self, id: NodeId) -> Option<&mut NodeRecord> {
+    fn get_mut(&mut self, id: NodeId) -> Option<&mut Slim> {
         self.map.get_mut(id as usize).and_then(Option::as_mut)
     }
 
     /// Whether the node is known and active.
     pub fn is_active(&self, id: NodeId) -> bool {
-        self.get(id).is_some_and(|r| r.state == NodeState::Active)
+        self.slim(id).is_some_and(|r| r.state == NodeState::Active)
     }
 
     /// Known nodes with their records, by id.
-    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &NodeRecord)> {
-        self.map.iter().enumerate().filter_map(|(id, r)| r.as_ref().map(|r| (id as NodeId, r)))
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, NodeRecord)> + '_ {
+        (0..self.map.len() as NodeId).filter_map(|id| Some((id, self.get(id)?)))
     }
 
     /// Add a node as active if it is new (memberlist saw it join).
     pub fn add_active(&mut self, id: NodeId) -> Transition {
-        if self.get(id).is_some() {
+        if self.slim(id).is_some() {
             return Transition::Unchanged;
         }
         let i = id as usize;
         crate::intern::grow_for_id(&mut self.map, id, None);
-        self.map[i] = Some(NodeRecord {
-            state: NodeState::Active,
-            ltime: 0,
-            reap_at: None,
-        });
+        self.map[i] = Some(Slim { state: NodeState::Active, ltime: 0 });
         self.len += 1;
         Transition::Moved { from: None }
     }
@@ -123,9 +134,11 @@ impl Nodes {
             NodeState::Active => {}
         }
         if state == NodeState::Active {
-            rec.reap_at = None;
-        } else if rec.reap_at.is_none() {
-            rec.reap_at = super::networks::reap_time(now.saturating_add(reap_interval));
+            self.reap.remove(&id);
+        } else if let std::collections::btree_map::Entry::Vacant(e) = self.reap.entry(id) {
+            if let Some(t) = super::networks::reap_time(now.saturating_add(reap_interval)) {
+                e.insert(t);
+            }
         }
         Transition::Moved { from: Some(from) }
     }
@@ -149,12 +162,14 @@ impl Nodes {
             return Vec::new();
         }
         let due: Vec<(NodeId, NodeState)> = self
+            .reap
             .iter()
-            .filter(|(_, r)| r.reap_at.is_some_and(|t| t.get() <= now))
-            .map(|(id, r)| (id, r.state))
+            .filter(|(_, t)| t.get() <= now)
+            .filter_map(|(&id, _)| Some((id, self.slim(id)?.state)))
             .collect();
         for (id, state) in &due {
             self.map[*id as usize] = None;
+            self.reap.remove(id);
             self.len -= 1;
             match state {
                 NodeState::Failed => self.failed -= 1,

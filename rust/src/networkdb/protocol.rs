@@ -17,7 +17,7 @@ use super::networks::NetworkError;
 use super::nodes::NodeState;
 use super::store::{NodeId, TableError, TableOutcome};
 use super::Config as DbConfig;
-use crate::swim::queue::BroadcastQueue;
+use crate::swim::queue::{keyed, BroadcastQueue};
 use crate::swim::rng::Rng;
 use crate::swim::{Action, Config as MlConfig, Delegate, Member, Memberlist, SwimError};
 use crate::wire::crypto::Keyring;
@@ -137,55 +137,38 @@ pub struct Core {
     revive: Vec<String>,
 }
 
-/// Peer addresses by interned node id (ids are dense, so a list), and the
-/// inverse (one id per address) as a table of ids that reads the addresses
-/// from the list. An IPv4 address is packed in the list's 8-byte slot; IPv6
-/// ones (rare in a cluster) go to a side map. About 14 bytes per peer, where
-/// two hash maps took ~150 and a list of `Option<SocketAddr>` 40.
+/// Peer addresses by interned node id, as process-wide address ids
+/// (`intern::addr_id`), and the inverse, by address id: both kinds of id are
+/// dense, so both are lists. 8 bytes per peer (a node holds one per peer, a
+/// simulated cluster N²), where two hash maps took ~150 and a list of
+/// `Option<SocketAddr>` with a table of ids 14.
 #[derive(Default)]
 struct AddrBook {
-    /// 0: none; `V4_TAG | ip << 16 | port`; `V6_MARK`: look in `v6`.
-    addrs: Vec<u64>,
-    v6: BTreeMap<NodeId, SocketAddr>,
-    by_addr: hashbrown::HashTable<NodeId>,
+    /// Node id → address id + 1 (0: none).
+    addrs: Vec<u32>,
+    /// Address id → node id + 1 (0: none).
+    by_addr: Vec<u32>,
 }
 
-const V4_TAG: u64 = 1 << 63;
-const V6_MARK: u64 = 1;
-
-fn addr_hash(a: &SocketAddr) -> u64 {
-    // Fixed: the same hashes in every run.
-    crate::fasthash::hash_one(a)
-}
-
-/// The address in `addrs[id]` (see [`AddrBook::addrs`]).
-fn unpack(addrs: &[u64], v6: &BTreeMap<NodeId, SocketAddr>, id: NodeId) -> Option<SocketAddr> {
-    match addrs.get(id as usize).copied() {
-        None | Some(0) => None,
-        Some(V6_MARK) => v6.get(&id).copied(),
-        Some(p) => {
-            let ip = std::net::Ipv4Addr::from(((p >> 16) & 0xffff_ffff) as u32);
-            Some(SocketAddr::new(ip.into(), (p & 0xffff) as u16))
-        }
-    }
+fn slot_of(v: &[u32], i: u32) -> Option<u32> {
+    v.get(i as usize).copied().filter(|&x| x != 0).map(|x| x - 1)
 }
 
 impl AddrBook {
     fn get(&self, id: NodeId) -> Option<SocketAddr> {
-        unpack(&self.addrs, &self.v6, id)
+        crate::intern::addr_of_id(slot_of(&self.addrs, id)?)
     }
 
     /// The id last seen at `a`.
     fn id_at(&self, a: &SocketAddr) -> Option<NodeId> {
-        self.by_addr.find(addr_hash(a), |&i| self.get(i) == Some(*a)).copied()
+        slot_of(&self.by_addr, crate::intern::addr_id(*a))
     }
 
     fn remove(&mut self, id: NodeId) {
-        let Some(a) = self.get(id) else { return };
+        let Some(ai) = slot_of(&self.addrs, id) else { return };
         self.addrs[id as usize] = 0;
-        self.v6.remove(&id);
-        if let Ok(e) = self.by_addr.find_entry(addr_hash(&a), |&i| i == id) {
-            e.remove();
+        if slot_of(&self.by_addr, ai) == Some(id) {
+            self.by_addr[ai as usize] = 0;
         }
     }
 
@@ -196,17 +179,11 @@ impl AddrBook {
             // first): the address now belongs to `id`.
             self.remove(o);
         }
-        let i = id as usize;
+        let ai = crate::intern::addr_id(a);
         crate::intern::grow_for_id(&mut self.addrs, id, 0);
-        self.addrs[i] = match a {
-            SocketAddr::V4(v4) => V4_TAG | u64::from(u32::from(*v4.ip())) << 16 | u64::from(v4.port()),
-            SocketAddr::V6(_) => {
-                self.v6.insert(id, a);
-                V6_MARK
-            }
-        };
-        let (addrs, v6) = (&self.addrs, &self.v6);
-        self.by_addr.insert_unique(addr_hash(&a), id, |&j| unpack(addrs, v6, j).map_or(0, |x| addr_hash(&x)));
+        self.addrs[id as usize] = ai + 1;
+        crate::intern::grow_for_id(&mut self.by_addr, ai, 0);
+        self.by_addr[ai as usize] = id + 1;
     }
 }
 
@@ -332,8 +309,10 @@ impl Core {
                 return;
             }
             self.counters.relayed += 1;
-            let bytes = crate::intern::shared_bytes(table_to_wire(&rb).encode_gossip());
-            q.push_shared(bytes, Some(table_key(&rb.network_id, &rb.table_name, &rb.key)), None);
+            // Key and message in one buffer, shared by every node relaying it.
+            let key = table_key(&rb.network_id, &rb.table_name, &rb.key);
+            let bytes = crate::intern::shared_bytes(keyed(&key, &table_to_wire(&rb).encode_gossip()));
+            q.push_keyed(bytes, Some(key.len()), None);
             self.fresh = true;
         }
     }

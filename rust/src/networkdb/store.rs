@@ -18,8 +18,11 @@
 //!   are point queries; a (table, network) walk with a key prefix and a whole
 //!   network (bulk sync) sort the group's keys. A table across all networks
 //!   walks the (few) groups of that table.
-//! * `by_owner`: (owner, network) → {(table, key)}: the entries a node owns
-//!   in one network (its leave), or everywhere (its failure or departure).
+//! * `by_owner`: the set of (owner, network, table, key): the entries a node
+//!   owns in one network (its leave), or everywhere (its failure or
+//!   departure). One B-tree for all owners: a set per (owner, network) cost a
+//!   B-tree leaf (~370 bytes) for an owner's one or two entries, the largest
+//!   share of a simulated node's table memory when many nodes write.
 //! * `expiry`: (deadline, network, table, key) for tombstones and for the
 //!   entries of suspended owners, so reaping touches only what expires.
 //!
@@ -372,8 +375,17 @@ pub enum DepartedEntries {
 
 /// Where an entry is: network, table, key.
 type Slot = (NetId, TableId, Key);
-/// (owner, network) → the (table, key)s it owns there.
-type OwnerIndex = BTreeMap<(NodeId, NetId), BTreeSet<(TableId, Key)>>;
+/// (owner, network, table, key) of every entry.
+type OwnerIndex = BTreeSet<(NodeId, NetId, TableId, Key)>;
+
+/// The part of the owner index from (owner, network) on.
+fn owned_from(
+    index: &OwnerIndex,
+    owner: NodeId,
+    nid: NetId,
+) -> impl Iterator<Item = &(NodeId, NetId, TableId, Key)> {
+    index.range((owner, nid, 0, Key::new(""))..).take_while(move |o| o.0 == owner)
+}
 
 /// Entries, indexes, the table clock and the set of suspended owners.
 #[derive(Debug, Clone)]
@@ -400,7 +412,7 @@ impl TableStore {
             clock: LamportClock::new(),
             reap_interval,
             groups: BTreeMap::new(),
-            by_owner: BTreeMap::new(),
+            by_owner: BTreeSet::new(),
             expiry: BTreeSet::new(),
             suspended: BTreeSet::new(),
             len: 0,
@@ -531,12 +543,9 @@ impl TableStore {
         owner: NodeId,
         network_id: &str,
     ) -> impl Iterator<Item = EntryView<'a>> + 'a {
-        let keys = self
-            .nets
-            .lookup(network_id)
-            .and_then(|nid| self.by_owner.get(&(owner, nid)).map(|set| (nid, set)));
-        keys.into_iter().flat_map(move |(nid, set)| {
-            set.iter().map(move |(tid, key)| {
+        let nid = self.nets.lookup(network_id);
+        nid.into_iter().flat_map(move |nid| {
+            owned_from(&self.by_owner, owner, nid).take_while(move |o| o.1 == nid).map(move |(_, _, tid, key)| {
                 let e = &self.groups[&(nid, *tid)][key];
                 self.view(nid, *tid, key, e)
             })
@@ -548,14 +557,9 @@ impl TableStore {
     /// seed's updateLocalStateTime, after a gossip failure). Returns the time.
     pub fn refresh_owner_times(&mut self, owner: NodeId) -> u64 {
         let ltime = self.clock.increment();
-        for (&(o, nid), set) in &self.by_owner {
-            if o != owner {
-                continue;
-            }
-            for (tid, key) in set {
-                if let Some(e) = self.groups.get_mut(&(nid, *tid)).and_then(|g| g.get_mut(key)) {
-                    e.ltime = ltime;
-                }
+        for (_, nid, tid, key) in owned_from(&self.by_owner, owner, 0) {
+            if let Some(e) = self.groups.get_mut(&(*nid, *tid)).and_then(|g| g.get_mut(key)) {
+                e.ltime = ltime;
             }
         }
         ltime
@@ -889,11 +893,10 @@ impl TableStore {
         let Some(nid) = self.nets.lookup(network_id) else {
             return Vec::new();
         };
-        let slots: Vec<Slot> = self
-            .by_owner
-            .get(&(owner, nid))
-            .map(|set| set.iter().map(|(t, k)| (nid, *t, k.clone())).collect())
-            .unwrap_or_default();
+        let slots: Vec<Slot> = owned_from(&self.by_owner, owner, nid)
+            .take_while(|o| o.1 == nid)
+            .map(|(_, n, t, k)| (*n, *t, k.clone()))
+            .collect();
         let hidden = self.is_suspended(owner);
         let mut out = Vec::new();
         for (nid, tid, key) in slots {
@@ -1073,10 +1076,7 @@ impl TableStore {
     }
 
     fn owner_slots(&self, owner: NodeId) -> Vec<Slot> {
-        self.by_owner
-            .range((owner, 0)..=(owner, NetId::MAX))
-            .flat_map(|(&(_, nid), set)| set.iter().map(move |(t, k)| (nid, *t, k.clone())))
-            .collect()
+        owned_from(&self.by_owner, owner, 0).map(|(_, n, t, k)| (*n, *t, k.clone())).collect()
     }
 
     /// Insert or replace the entry at (nid, tid, key), keeping the indexes.
@@ -1086,11 +1086,8 @@ impl TableStore {
             Some((k, old)) => {
                 let k = k.clone();
                 if old.owner != entry.owner {
-                    unindex_owner(&mut self.by_owner, old.owner, nid, tid, &k);
-                    self.by_owner
-                        .entry((entry.owner, nid))
-                        .or_default()
-                        .insert((tid, k.clone()));
+                    self.by_owner.remove(&(old.owner, nid, tid, k.clone()));
+                    self.by_owner.insert((entry.owner, nid, tid, k.clone()));
                 }
                 if old.reap_at != entry.reap_at {
                     if old.reap_at != 0 {
@@ -1104,10 +1101,7 @@ impl TableStore {
             }
             None => {
                 let k = Key::new(key);
-                self.by_owner
-                    .entry((entry.owner, nid))
-                    .or_default()
-                    .insert((tid, k.clone()));
+                self.by_owner.insert((entry.owner, nid, tid, k.clone()));
                 if entry.reap_at != 0 {
                     self.expiry.insert((entry.reap_at, nid, tid, k.clone()));
                 }
@@ -1125,7 +1119,7 @@ impl TableStore {
         if group.is_empty() {
             self.groups.remove(&(nid, tid));
         }
-        unindex_owner(&mut self.by_owner, e.owner, nid, tid, &k);
+        self.by_owner.remove(&(e.owner, nid, tid, k.clone()));
         if e.reap_at != 0 {
             self.expiry.remove(&(e.reap_at, nid, tid, k));
         }
@@ -1143,35 +1137,17 @@ impl TableStore {
             assert!(!group.is_empty(), "empty group kept");
             for (k, e) in &group.0 {
                 n += 1;
-                assert!(self.by_owner[&(e.owner, nid)].contains(&(tid, k.clone())));
+                assert!(self.by_owner.contains(&(e.owner, nid, tid, k.clone())));
                 if e.reap_at != 0 {
                     expiring += 1;
                     assert!(self.expiry.contains(&(e.reap_at, nid, tid, k.clone())));
                 }
             }
         }
-        for set in self.by_owner.values() {
-            assert!(!set.is_empty(), "empty owner set kept");
-            owned += set.len();
-        }
+        owned += self.by_owner.len();
         assert_eq!(n, self.len);
         assert_eq!(owned, self.len);
         assert_eq!(expiring, self.expiry.len());
-    }
-}
-
-fn unindex_owner(
-    by_owner: &mut OwnerIndex,
-    owner: NodeId,
-    nid: NetId,
-    tid: TableId,
-    key: &Key,
-) {
-    if let Some(set) = by_owner.get_mut(&(owner, nid)) {
-        set.remove(&(tid, key.clone()));
-        if set.is_empty() {
-            by_owner.remove(&(owner, nid));
-        }
     }
 }
 
@@ -1590,13 +1566,13 @@ mod tests {
         // of the expiry index (tombstones only). A key of up to 22 bytes is
         // inline; a longer one (64 bytes here) is one shared allocation.
         let group_slot = size_of::<Key>() + size_of::<Entry>();
-        let owner_slot = size_of::<(TableId, Key)>();
+        let owner_slot = size_of::<(NodeId, NetId, TableId, Key)>();
         let expiry_slot = size_of::<(u64, NetId, TableId, Key)>();
-        assert_eq!((group_slot, owner_slot, expiry_slot), (64, 32, 40));
+        assert_eq!((group_slot, owner_slot, expiry_slot), (64, 40, 40));
         // The long key's allocation: strong and weak counts, then the bytes.
         let key_len = 64;
         let full = group_slot + owner_slot + 16 + key_len;
-        assert_eq!(full, 176);
+        assert_eq!(full, 184);
         // The group map's load runs from 7/16 to 7/8, the owner B-tree's
         // leaves from half full to full: measured (with 16-byte key slots and
         // B-tree groups) 205 to 239 bytes per entry, plus the value.

@@ -63,46 +63,15 @@ impl From<WireError> for SwimError {
     }
 }
 
-/// A socket address in 20 bytes (`SocketAddr` takes 32): memberlist keeps
-/// one per member, and a simulated cluster N² of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PackedAddr {
-    ip: [u8; 16],
-    port: u16,
-    v6: bool,
-}
-
-impl PackedAddr {
-    fn new(a: SocketAddr) -> Self {
-        let (ip, v6) = match a.ip() {
-            IpAddr::V4(v4) => {
-                let mut ip = [0u8; 16];
-                ip[..4].copy_from_slice(&v4.octets());
-                (ip, false)
-            }
-            IpAddr::V6(v6) => (v6.octets(), true),
-        };
-        PackedAddr { ip, port: a.port(), v6 }
-    }
-
-    fn get(self) -> SocketAddr {
-        let ip = if self.v6 {
-            IpAddr::V6(Ipv6Addr::from(self.ip))
-        } else {
-            IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
-        };
-        SocketAddr::new(ip, self.port)
-    }
-}
-
-/// One member: 64 bytes. The name is a process-wide node id
-/// (`intern::node_id`, 4 bytes; the text is held once in the process), the
-/// meta a boxed slice (usually empty: no allocation), the address packed.
+/// One member: 32 bytes (a simulated cluster holds N² of them). The name is
+/// a process-wide node id (`intern::node_id`) and the address a process-wide
+/// address id (`intern::addr_id`), 4 bytes each, the text and the address
+/// held once in the process; the meta, usually empty, is in
+/// [`Memberlist::metas`].
 #[derive(Debug, Clone)]
 struct Node {
     id: u32,
-    addr: PackedAddr,
-    meta: Box<[u8]>,
+    addr: u32,
     incarnation: u32,
     state: u8,
     state_change: u64,
@@ -120,14 +89,9 @@ impl Node {
     fn pmax(&self) -> u8 {
         self.vsn[1]
     }
-    fn member(&self) -> Member {
-        Member {
-            name: self.name().to_string(),
-            addr: self.addr.get(),
-            meta: self.meta.to_vec(),
-            state: self.state,
-            incarnation: self.incarnation,
-        }
+    fn addr(&self) -> SocketAddr {
+        // Every address id in a record came from intern::addr_id.
+        crate::intern::addr_of_id(self.addr).unwrap_or(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
     }
 }
 
@@ -270,6 +234,8 @@ pub struct Memberlist {
     self_addr: SocketAddr,
     nodes: Vec<Node>,
     index: NameIndex,
+    /// Members' metadata by node id; only non-empty ones (most are empty).
+    metas: HashMap<u32, Box<[u8]>, crate::fasthash::FastBuild>,
     probe_index: usize,
     seq: u32,
     incarnation: u32,
@@ -363,6 +329,7 @@ impl Memberlist {
             self_addr,
             nodes: Vec::new(),
             index: NameIndex::default(),
+            metas: HashMap::default(),
             probe_index: 0,
             seq: 0,
             incarnation: 0,
@@ -430,11 +397,11 @@ impl Memberlist {
 
     /// Every known node with its state.
     pub fn members(&self) -> Vec<Member> {
-        self.nodes.iter().map(Node::member).collect()
+        (0..self.nodes.len()).map(|i| self.member_at(i)).collect()
     }
 
     pub fn member(&self, name: &str) -> Option<Member> {
-        self.index.get(name).map(|i| self.nodes[i].member())
+        self.index.get(name).map(|i| self.member_at(i))
     }
 
     pub fn health_score(&self) -> u32 {
@@ -585,7 +552,7 @@ impl Memberlist {
 
     /// Address and highest protocol version of a known node.
     pub fn addr_of(&self, name: &str) -> Option<(SocketAddr, u8)> {
-        self.index.get(name).map(|i| (self.nodes[i].addr.get(), self.nodes[i].pmax()))
+        self.index.get(name).map(|i| (self.nodes[i].addr(), self.nodes[i].pmax()))
     }
 
     /// Sends a user message over UDP to the node called `name`; false if unknown.
@@ -599,7 +566,7 @@ impl Memberlist {
     /// networkdb knows its peers' ids, so a gossip send needs no name lookup.
     pub fn send_best_effort_to_id(&mut self, id: u32, msg: &[u8]) -> bool {
         let Some(i) = self.index.by_id(id) else { return false };
-        let (to, pmax) = (self.nodes[i].addr.get(), self.nodes[i].pmax());
+        let (to, pmax) = (self.nodes[i].addr(), self.nodes[i].pmax());
         self.raw_send(to, Some(pmax), user_frame(msg));
         true
     }
@@ -619,7 +586,7 @@ impl Memberlist {
 
     /// Sends a user message to `to` over UDP (memberlist's SendBestEffort).
     pub fn send_best_effort(&mut self, to: SocketAddr, msg: &[u8]) {
-        let pmax = self.nodes.iter().find(|n| n.addr.get() == to).map(Node::pmax);
+        let pmax = self.nodes.iter().find(|n| n.addr() == to).map(Node::pmax);
         self.raw_send(to, pmax, user_frame(msg));
     }
 
@@ -645,8 +612,33 @@ impl Memberlist {
 
     // ---- node states ----------------------------------------------------------
 
+    /// A member's metadata (empty if it has none).
+    fn meta(&self, id: u32) -> &[u8] {
+        self.metas.get(&id).map_or(&[], |m| &m[..])
+    }
+
+    fn set_meta(&mut self, id: u32, meta: &[u8]) {
+        if meta.is_empty() {
+            self.metas.remove(&id);
+        } else {
+            self.metas.insert(id, Box::from(meta));
+        }
+    }
+
+    /// The member at `idx` as the delegate sees it.
+    fn member_at(&self, idx: usize) -> Member {
+        let n = &self.nodes[idx];
+        Member {
+            name: n.name().to_string(),
+            addr: n.addr(),
+            meta: self.meta(n.id).to_vec(),
+            state: n.state,
+            incarnation: n.incarnation,
+        }
+    }
+
     fn notify_leave(&self, now: u64, idx: usize, d: &mut impl Delegate) {
-        d.notify_leave(now, &self.nodes[idx].member());
+        d.notify_leave(now, &self.member_at(idx));
     }
 
     /// memberlist's aliveNode. Every return before the state changes builds
@@ -668,7 +660,7 @@ impl Memberlist {
         let idx = match self.index.get(a.node) {
             Some(i) => {
                 let st = &self.nodes[i];
-                if st.addr.get() != addr {
+                if st.addr() != addr {
                     let can_reclaim = self.cfg.dead_node_reclaim_time > 0
                         && now.saturating_sub(st.state_change) > self.cfg.dead_node_reclaim_time;
                     if st.state == node_state::LEFT || (st.state == node_state::DEAD && can_reclaim) {
@@ -682,8 +674,7 @@ impl Memberlist {
             None => {
                 let node = Node {
                     id: crate::intern::node_id(a.node),
-                    addr: PackedAddr::new(addr),
-                    meta: Box::from(a.meta),
+                    addr: crate::intern::addr_id(addr),
                     incarnation: 0,
                     state: node_state::DEAD,
                     state_change: now,
@@ -710,10 +701,11 @@ impl Memberlist {
         }
         self.suspicions.remove(a.node);
         let old_state = self.nodes[idx].state;
-        let old_meta = self.nodes[idx].meta.clone();
+        let id = self.nodes[idx].id;
+        let meta_changed = a.meta != self.meta(id);
         if !bootstrap && is_local {
             let me = &self.nodes[idx];
-            if a.incarnation == me.incarnation && a.meta == &me.meta[..] && vsn_array(a.vsn) == me.vsn {
+            if a.incarnation == me.incarnation && !meta_changed && vsn_array(a.vsn) == me.vsn {
                 return;
             }
             self.refute(idx, a.incarnation);
@@ -727,18 +719,21 @@ impl Memberlist {
                 st.vsn = vsn_array(a.vsn);
             }
             st.incarnation = a.incarnation;
-            st.meta = Box::from(a.meta);
-            st.addr = PackedAddr::new(addr);
+            if st.addr() != addr {
+                st.addr = crate::intern::addr_id(addr);
+            }
             if st.state != node_state::ALIVE {
                 st.state = node_state::ALIVE;
                 st.state_change = now;
             }
+            if meta_changed {
+                self.set_meta(id, a.meta);
+            }
         }
-        let st = &self.nodes[idx];
         if old_state == node_state::DEAD || old_state == node_state::LEFT {
-            d.notify_join(now, &st.member());
-        } else if old_meta != st.meta {
-            d.notify_update(now, &st.member());
+            d.notify_join(now, &self.member_at(idx));
+        } else if meta_changed && self.meta(id) == a.meta {
+            d.notify_update(now, &self.member_at(idx));
         }
     }
 
@@ -754,9 +749,9 @@ impl Memberlist {
         let a = Alive {
             incarnation: inc,
             node: me.name().to_string(),
-            addr: ip_bytes(me.addr.get().ip()),
-            port: me.addr.port,
-            meta: me.meta.to_vec(),
+            addr: ip_bytes(me.addr().ip()),
+            port: me.addr().port(),
+            meta: self.meta(me.id).to_vec(),
             vsn: me.vsn.to_vec(),
         };
         let name = me.name();
@@ -997,9 +992,9 @@ impl Memberlist {
             .iter()
             .map(|n| PushNodeState {
                 name: n.name().to_string(),
-                addr: ip_bytes(n.addr.get().ip()),
-                port: n.addr.port,
-                meta: n.meta.to_vec(),
+                addr: ip_bytes(n.addr().ip()),
+                port: n.addr().port(),
+                meta: self.meta(n.id).to_vec(),
                 incarnation: n.incarnation,
                 state: n.state,
                 vsn: n.vsn.to_vec(),
@@ -1284,6 +1279,8 @@ impl Memberlist {
         if self.nodes.len() != before {
             let names: std::collections::HashSet<&str> = self.nodes.iter().map(Node::name).collect();
             self.suspicions.retain(|k, _| names.contains(k.as_str()));
+            let ids: std::collections::HashSet<u32> = self.nodes.iter().map(|n| n.id).collect();
+            self.metas.retain(|id, _| ids.contains(id));
         }
         let mut nodes = std::mem::take(&mut self.nodes);
         self.rng.shuffle(&mut nodes);
@@ -1323,7 +1320,7 @@ impl Memberlist {
             source_node: self.cfg.name.clone(),
         });
         if target.state == node_state::ALIVE {
-            self.encode_and_send(target.addr.get(), &ping, d);
+            self.encode_and_send(target.addr(), &ping, d);
         } else {
             let s = Message::Suspect(Suspect {
                 incarnation: target.incarnation,
@@ -1331,7 +1328,7 @@ impl Memberlist {
                 from: self.cfg.name.clone(),
             });
             let c = make_compound(&[encode_message(&ping), encode_message(&s)]);
-            self.raw_send(target.addr.get(), None, c);
+            self.raw_send(target.addr(), None, c);
         }
         let interval = self.scaled(self.cfg.probe_interval);
         self.probe = Some(Probe {
@@ -1368,15 +1365,15 @@ impl Memberlist {
                 }
                 let ind = Message::IndirectPing(IndirectPing {
                     seq_no: p.seq,
-                    target: ip_bytes(target.addr.get().ip()),
-                    port: target.addr.port,
+                    target: ip_bytes(target.addr().ip()),
+                    port: target.addr().port(),
                     node: target.name().to_string(),
                     nack,
                     source_addr: ip_bytes(self.self_addr.ip()),
                     source_port: self.self_addr.port(),
                     source_node: me.clone(),
                 });
-                self.encode_and_send(peer.addr.get(), &ind, d);
+                self.encode_and_send(peer.addr(), &ind, d);
             }
             if !self.cfg.disable_tcp_pings && target.pmax() >= 3 {
                 let t = self.token();
@@ -1388,7 +1385,7 @@ impl Memberlist {
                     source_port: self.self_addr.port(),
                     source_node: me,
                 });
-                self.stream(target.addr.get(), &ping, Some(t));
+                self.stream(target.addr(), &ping, Some(t));
             }
             if let Some(pr) = &mut self.probe {
                 pr.indirect_sent = true;
@@ -1432,7 +1429,7 @@ impl Memberlist {
             if msgs.is_empty() {
                 return;
             }
-            let (addr, pmax) = (self.nodes[ti].addr.get(), self.nodes[ti].pmax());
+            let (addr, pmax) = (self.nodes[ti].addr(), self.nodes[ti].pmax());
             self.send_parts(addr, Some(pmax), msgs);
         }
     }
@@ -1441,7 +1438,7 @@ impl Memberlist {
         let me = self.cfg.name.clone();
         let pick = self.random_nodes(1, |n| n.name() == &*me || n.state != node_state::ALIVE);
         if let Some(&i) = pick.first() {
-            let addr = self.nodes[i].addr.get();
+            let addr = self.nodes[i].addr();
             let t = self.token();
             self.pending.insert(t, Pending::PushPull);
             let msg = self.local_push_pull(false, d);
@@ -1461,8 +1458,11 @@ impl Memberlist {
         susp.sort();
         let indexed: Vec<Option<usize>> = self.nodes.iter().map(|n| self.index.get(n.name())).collect();
         let queued = self.queue.clone().get(0, usize::MAX, u32::MAX, 1);
+        let mut metas: Vec<(&str, &[u8])> =
+            self.metas.iter().filter_map(|(&id, m)| Some((crate::intern::node_name(id)?, &m[..]))).collect();
+        metas.sort();
         format!(
-            "nodes {:?}\nnames {:?}\nindexed {:?}\nsuspicions {susp:?}\nincarnation {} awareness {} left {} leave {:?} {}\nrng {:?}\nqueued {queued:?}",
+            "nodes {:?}\nnames {:?}\nmetas {metas:?}\nindexed {:?}\nsuspicions {susp:?}\nincarnation {} awareness {} left {} leave {:?} {}\nrng {:?}\nqueued {queued:?}",
             self.nodes,
             self.nodes.iter().map(Node::name).collect::<Vec<_>>(),
             indexed,
@@ -1474,6 +1474,13 @@ impl Memberlist {
             self.rng,
         )
     }
+}
+
+#[cfg(test)]
+#[test]
+fn member_record_is_32_bytes() {
+    // N² of them in a simulated cluster of N nodes.
+    assert_eq!(std::mem::size_of::<Node>(), 32);
 }
 
 /// A user (delegate) message as memberlist frames it: its type byte, then the bytes.

@@ -2,7 +2,6 @@
 //! `mult × ceil(log10(n + 1))` times, fresher (fewer transmits) and larger
 //! messages first; a new message with the same key replaces the old one.
 
-use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -13,24 +12,95 @@ pub fn retransmit_limit(mult: u32, n: usize) -> u32 {
     mult * scale.max(1)
 }
 
-/// One queued message. The bytes are shared (`Arc`): networkdb queues the
-/// same relayed event on every node that relays it, and
-/// [`crate::intern::shared_bytes`] lets them hold one copy.
+/// One queued message: 32 bytes. Its key (if any) and its bytes share one
+/// allocation, key first, and that allocation may be shared with other queues:
+/// networkdb queues the same relayed event on every node that relays it, and
+/// [`crate::intern::shared_bytes`] lets them hold one copy. (It was 64 bytes
+/// plus a key of its own per queue; a simulated node's table queue holds
+/// every event still being gossiped, ~1,000 in the benchmark.)
 #[derive(Debug, Clone)]
 struct Item {
     /// Order of arrival: among messages as fresh and as long, the newest
     /// goes first.
     id: u64,
     transmits: u32,
-    msg: Arc<[u8]>,
-    key: Option<Box<[u8]>>,
-    notify: Option<u64>,
+    /// Length of the key at the start of `bytes`; [`NO_KEY`] for none.
+    key_len: u32,
+    bytes: Arc<[u8]>,
 }
 
-/// (transmits, longest first, newest first, slot). The slot comes last and
-/// ids are unique, so it never decides the order: it only says where the
-/// item is without a lookup.
-type Order = (u32, Reverse<usize>, Reverse<u64>, u32);
+const NO_KEY: u32 = u32::MAX;
+
+impl Item {
+    fn key(&self) -> Option<&[u8]> {
+        (self.key_len != NO_KEY).then(|| &self.bytes[..self.key_len as usize])
+    }
+    fn start(&self) -> usize {
+        if self.key_len == NO_KEY { 0 } else { self.key_len as usize }
+    }
+    fn msg_len(&self) -> usize {
+        self.bytes.len() - self.start()
+    }
+}
+
+/// A message handed out by [`BroadcastQueue::get_shared`]: the queued bytes
+/// themselves (no copy), past the key.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    bytes: Arc<[u8]>,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+impl std::ops::Deref for Piece {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_ref()
+    }
+}
+
+/// `key` and `msg` as one buffer, for [`BroadcastQueue::push_keyed`].
+pub fn keyed(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(key.len() + msg.len());
+    b.extend_from_slice(key);
+    b.extend_from_slice(msg);
+    b
+}
+
+/// The queue's order, packed in 16 bytes (a tuple of four took 32 in each
+/// B-tree slot): transmits ascending, then length descending, then id
+/// descending, then the slot. The slot comes last and ids are unique, so it
+/// never decides the order: it only says where the item is without a lookup.
+/// Transmits above 2^24 - 1 share the top tier (their count is kept exactly
+/// in the item); ids are kept to 40 bits (a trillion messages per queue).
+type Order = u128;
+
+const TX_SHIFT: u32 = 104;
+const LEN_SHIFT: u32 = 72;
+const ID_SHIFT: u32 = 32;
+const TX_MAX: u32 = (1 << 24) - 1;
+const ID_MASK: u64 = (1 << 40) - 1;
+
+fn order(transmits: u32, len: usize, id: u64, slot: u32) -> Order {
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    (u128::from(transmits.min(TX_MAX)) << TX_SHIFT)
+        | (u128::from(!len) << LEN_SHIFT)
+        | (u128::from(!id & ID_MASK) << ID_SHIFT)
+        | u128::from(slot)
+}
+
+fn order_tier(o: Order) -> u32 {
+    (o >> TX_SHIFT) as u32
+}
+
+fn order_slot(o: Order) -> u32 {
+    o as u32
+}
 
 fn key_hash(k: &[u8]) -> u64 {
     crate::fasthash::hash_one(k)
@@ -48,6 +118,8 @@ pub struct BroadcastQueue {
     /// Key → slot of the item queued under it; holds slots only and reads
     /// the keys from `slots` (a key is stored once).
     by_key: hashbrown::HashTable<u32>,
+    /// Slot → token to report when its item is done (few items have one).
+    notify: hashbrown::HashMap<u32, u64, crate::fasthash::FastBuild>,
     next_id: u64,
     /// Tokens of broadcasts that finished (sent enough times, or replaced).
     finished: Vec<u64>,
@@ -76,23 +148,31 @@ impl BroadcastQueue {
     }
 
     fn key_at(&self, slot: u32) -> Option<&[u8]> {
-        self.slots.get(slot as usize)?.as_ref()?.key.as_deref()
+        self.slots.get(slot as usize)?.as_ref()?.key()
     }
 
     /// Queues `msg`. With a `key`, an earlier message under the same key is
     /// dropped (it is stale). `notify` is reported by `take_finished` once
     /// the message is done.
     pub fn push(&mut self, msg: Vec<u8>, key: Option<Vec<u8>>, notify: Option<u64>) {
-        self.push_shared(msg.into(), key, notify);
+        match key {
+            Some(k) => self.push_keyed(keyed(&k, &msg).into(), Some(k.len()), notify),
+            None => self.push_keyed(msg.into(), None, notify),
+        }
     }
 
-    /// [`Self::push`] with bytes that may be shared with other queues.
-    pub fn push_shared(&mut self, msg: Arc<[u8]>, key: Option<Vec<u8>>, notify: Option<u64>) {
+    /// Queues the message `bytes[key_len..]` under the key `bytes[..key_len]`
+    /// (no key for `None`); the bytes may be shared with other queues.
+    pub fn push_keyed(&mut self, bytes: Arc<[u8]>, key_len: Option<usize>, notify: Option<u64>) {
+        let key_len = match key_len {
+            Some(k) if k <= bytes.len() && k < NO_KEY as usize => k as u32,
+            _ => NO_KEY,
+        };
         let id = self.next_id;
         self.next_id += 1;
-        let key = key.map(Vec::into_boxed_slice);
-        if let Some(k) = &key {
-            let old = self.by_key.find(key_hash(k), |&i| self.key_at(i) == Some(&k[..])).copied();
+        let item = Item { id, transmits: 0, key_len, bytes };
+        if let Some(k) = item.key() {
+            let old = self.by_key.find(key_hash(k), |&i| self.key_at(i) == Some(k)).copied();
             if let Some(old) = old {
                 self.remove(old, true);
             }
@@ -104,43 +184,45 @@ impl BroadcastQueue {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 queued messages")
             }
         };
-        if let Some(k) = &key {
+        if let Some(k) = item.key() {
             let slots = &self.slots;
             self.by_key.insert_unique(key_hash(k), slot, |&i| {
-                slots
-                    .get(i as usize)
-                    .and_then(|it| it.as_ref()?.key.as_deref())
-                    .map_or(0, key_hash)
+                slots.get(i as usize).and_then(|it| it.as_ref()?.key()).map_or(0, key_hash)
             });
         }
-        self.min_len = if self.min_len == 0 { msg.len() } else { self.min_len.min(msg.len()) };
-        self.order.insert((0, Reverse(msg.len()), Reverse(id), slot));
-        self.slots[slot as usize] = Some(Item { id, transmits: 0, msg, key, notify });
+        let len = item.msg_len();
+        self.min_len = if self.min_len == 0 { len } else { self.min_len.min(len) };
+        self.order.insert(order(0, len, id, slot));
+        if let Some(t) = notify {
+            self.notify.insert(slot, t);
+        }
+        self.slots[slot as usize] = Some(item);
         self.len += 1;
         self.peak = self.peak.max(self.len);
     }
 
-    /// Frees `slot`, dropping its key from `by_key`.
-    fn take(&mut self, slot: u32) -> Option<Item> {
+    /// Frees `slot`, dropping its key from `by_key`; reports its token if
+    /// it `finished`.
+    fn take(&mut self, slot: u32, finished: bool) -> Option<Item> {
         let item = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
         self.len -= 1;
-        if let Some(k) = &item.key {
+        if let Some(k) = item.key() {
             if let Ok(e) = self.by_key.find_entry(key_hash(k), |&i| i == slot) {
                 e.remove();
+            }
+        }
+        if let Some(t) = self.notify.remove(&slot) {
+            if finished {
+                self.finished.push(t);
             }
         }
         Some(item)
     }
 
     fn remove(&mut self, slot: u32, finished: bool) -> Option<Item> {
-        let item = self.take(slot)?;
-        self.order.remove(&(item.transmits, Reverse(item.msg.len()), Reverse(item.id), slot));
-        if finished {
-            if let Some(t) = item.notify {
-                self.finished.push(t);
-            }
-        }
+        let item = self.take(slot, finished)?;
+        self.order.remove(&order(item.transmits, item.msg_len(), item.id, slot));
         Some(item)
     }
 
@@ -151,7 +233,7 @@ impl BroadcastQueue {
     }
 
     /// [`Self::get`], handing out the queued bytes themselves (no copies).
-    pub fn get_shared(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Arc<[u8]>> {
+    pub fn get_shared(&mut self, overhead: usize, limit: usize, mult: u32, n: usize) -> Vec<Piece> {
         if self.len == 0 {
             return Vec::new();
         }
@@ -163,10 +245,10 @@ impl BroadcastQueue {
         // slots and in `by_key` meanwhile (no re-hashing, no key copies).
         let mut reinsert: Vec<Order> = Vec::new();
         let mut tier = match self.order.iter().next() {
-            Some(o) => o.0,
+            Some(&o) => order_tier(o),
             None => return out,
         };
-        let max_tier = self.order.iter().next_back().map_or(tier, |o| o.0);
+        let max_tier = self.order.iter().next_back().map_or(tier, |&o| order_tier(o));
         while tier <= max_tier {
             if used + overhead >= limit {
                 break;
@@ -175,27 +257,31 @@ impl BroadcastQueue {
             if free < self.min_len {
                 break;
             }
-            let lo = (tier, Reverse(free), Reverse(u64::MAX), 0);
-            let hi = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX), 0);
-            let found = self.order.range(lo..hi).next().copied();
-            let Some(o @ (_, Reverse(len), Reverse(id), slot)) = found else {
+            // The first of this tier no longer than `free`: the longest,
+            // newest first. Past the packed tiers' top, nothing is left.
+            let lo = order(tier, free, u64::MAX, 0) & !u128::from(u32::MAX);
+            let found = if tier >= TX_MAX {
+                self.order.range(lo..).next().copied()
+            } else {
+                self.order.range(lo..order(tier + 1, usize::MAX, u64::MAX, 0)).next().copied()
+            };
+            let Some(o) = found else {
                 tier += 1;
                 continue;
             };
             self.order.remove(&o);
+            let slot = order_slot(o);
             let Some(item) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
                 continue;
             };
+            let len = item.msg_len();
             used += overhead + len;
-            out.push(item.msg.clone());
-            if item.transmits + 1 >= limit_tx {
-                if let Some(t) = item.notify {
-                    self.finished.push(t);
-                }
-                self.take(slot);
+            out.push(Piece { bytes: item.bytes.clone(), start: item.start() });
+            if item.transmits.saturating_add(1) >= limit_tx {
+                self.take(slot, true);
             } else {
                 item.transmits += 1;
-                reinsert.push((item.transmits, Reverse(len), Reverse(id), slot));
+                reinsert.push(order(item.transmits, len, item.id, slot));
             }
         }
         self.order.extend(reinsert);
