@@ -17,7 +17,14 @@ use hashbrown::HashTable;
 pub struct Interner {
     ids: HashTable<u32>,
     names: Vec<std::sync::Arc<str>>,
+    /// The first names again, inline: a store's networks and tables are
+    /// usually one or two, looked up for every received event, and scanning
+    /// these (whose text is shared and so in cache) follows no pointer to
+    /// this node's own list.
+    small: [Option<std::sync::Arc<str>>; SMALL],
 }
+
+const SMALL: usize = 4;
 
 fn name_hash(s: &str) -> u64 {
     // FNV-1a with a final mix.
@@ -41,7 +48,11 @@ impl Interner {
         }
         let id = u32::try_from(self.names.len()).expect("more than u32::MAX interned names");
         crate::intern::reserve_gently(&mut self.names, 1);
-        self.names.push(crate::intern::shared_str(name));
+        let shared = crate::intern::shared_str(name);
+        if let Some(s) = self.small.get_mut(id as usize) {
+            *s = Some(shared.clone());
+        }
+        self.names.push(shared);
         let names = &self.names;
         self.ids.insert_unique(name_hash(name), id, |&i| name_hash(&names[i as usize]));
         id
@@ -49,10 +60,10 @@ impl Interner {
 
     /// The id of `name` if it has been seen.
     pub fn lookup(&self, name: &str) -> Option<u32> {
-        // A few names (networks, tables): a scan of the list touches less
-        // memory than the index does (this runs for every received event).
-        if self.names.len() <= 4 {
-            return self.names.iter().position(|n| **n == *name).map(|i| i as u32);
+        // A few names (networks, tables): a scan of the inline copies touches
+        // less memory than the index does (this runs for every received event).
+        if self.names.len() <= SMALL {
+            return self.small.iter().flatten().position(|n| **n == *name).map(|i| i as u32);
         }
         self.ids.find(name_hash(name), |&i| &*self.names[i as usize] == name).copied()
     }

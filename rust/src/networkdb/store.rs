@@ -40,7 +40,7 @@
 //! slot (40 bytes, about 55 with slack). libnetwork holds each entry in two
 //! radix trees under the full "/table/network/key" path, with an owner name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -163,6 +163,95 @@ impl std::ops::Index<&str> for Group {
     type Output = Entry;
     fn index(&self, key: &str) -> &Entry {
         &self.0[key]
+    }
+}
+
+/// The (network, table) groups, in slot order. A store usually has one
+/// group (one network, one table): the smallest is held inline, so that
+/// finding it follows no pointer (the stale check of every received event
+/// looked the group up in a B-tree first: a cache miss per event on a
+/// simulated node, whose state is cold). The others, if any, are a sorted
+/// list. Invariant: `rest` is empty when `first` is, and every slot in
+/// `rest` is larger than `first`'s.
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    first: Option<((NetId, TableId), Group)>,
+    rest: Vec<((NetId, TableId), Group)>,
+}
+
+impl Groups {
+    fn get(&self, slot: &(NetId, TableId)) -> Option<&Group> {
+        match &self.first {
+            Some((s, g)) if s == slot => Some(g),
+            Some(_) => self.rest.binary_search_by(|(s, _)| s.cmp(slot)).ok().map(|i| &self.rest[i].1),
+            None => None,
+        }
+    }
+
+    fn get_mut(&mut self, slot: &(NetId, TableId)) -> Option<&mut Group> {
+        match &mut self.first {
+            Some((s, g)) if s == slot => Some(g),
+            Some(_) => {
+                let i = self.rest.binary_search_by(|(s, _)| s.cmp(slot)).ok()?;
+                Some(&mut self.rest[i].1)
+            }
+            None => None,
+        }
+    }
+
+    /// The group at `slot`, made empty if there was none.
+    fn or_default(&mut self, slot: (NetId, TableId)) -> &mut Group {
+        match &self.first {
+            None => {}
+            Some((s, _)) if *s == slot => {}
+            Some((s, _)) if *s > slot => {
+                if let Some(old) = self.first.take() {
+                    self.rest.insert(0, old);
+                }
+            }
+            Some(_) => {
+                let i = match self.rest.binary_search_by(|(s, _)| s.cmp(&slot)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.rest.insert(i, (slot, Group::default()));
+                        i
+                    }
+                };
+                return &mut self.rest[i].1;
+            }
+        }
+        &mut self.first.get_or_insert_with(|| (slot, Group::default())).1
+    }
+
+    fn remove(&mut self, slot: &(NetId, TableId)) {
+        match &self.first {
+            Some((s, _)) if s == slot => {
+                self.first = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+            }
+            Some(_) => {
+                if let Ok(i) = self.rest.binary_search_by(|(s, _)| s.cmp(slot)) {
+                    self.rest.remove(i);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// All groups in slot order.
+    fn iter(&self) -> impl Iterator<Item = (&(NetId, TableId), &Group)> {
+        self.first.iter().chain(self.rest.iter()).map(|(s, g)| (s, g))
+    }
+
+    /// The groups of one network, in table order.
+    fn of_network(&self, nid: NetId) -> impl Iterator<Item = (&(NetId, TableId), &Group)> {
+        self.iter().filter(move |(s, _)| s.0 == nid)
+    }
+}
+
+impl std::ops::Index<&(NetId, TableId)> for Groups {
+    type Output = Group;
+    fn index(&self, slot: &(NetId, TableId)) -> &Group {
+        self.get(slot).expect("group exists")
     }
 }
 
@@ -395,7 +484,7 @@ pub struct TableStore {
     nets: Interner,
     clock: LamportClock,
     reap_interval: u64,
-    groups: BTreeMap<(NetId, TableId), Group>,
+    groups: Groups,
     by_owner: OwnerIndex,
     expiry: BTreeSet<(u64, NetId, TableId, Key)>,
     suspended: BTreeSet<NodeId>,
@@ -411,7 +500,7 @@ impl TableStore {
             nets: Interner::new(),
             clock: LamportClock::new(),
             reap_interval,
-            groups: BTreeMap::new(),
+            groups: Groups::default(),
             by_owner: BTreeSet::new(),
             expiry: BTreeSet::new(),
             suspended: BTreeSet::new(),
@@ -521,7 +610,7 @@ impl TableStore {
         let nid = self.nets.lookup(network_id);
         nid.into_iter().flat_map(move |nid| {
             self.groups
-                .range((nid, 0)..=(nid, TableId::MAX))
+                .of_network(nid)
                 .flat_map(move |(&(n, t), group)| {
                     group.sorted().into_iter().map(move |(k, e)| self.view(n, t, k, e))
                 })
@@ -934,7 +1023,7 @@ impl TableStore {
         };
         let slots: Vec<Slot> = self
             .groups
-            .range((nid, 0)..=(nid, TableId::MAX))
+            .of_network(nid)
             .flat_map(|(&(n, t), g)| g.sorted().into_iter().map(move |(k, _)| (n, t, k.clone())))
             .collect();
         let mut out = Vec::new();
@@ -1081,7 +1170,7 @@ impl TableStore {
 
     /// Insert or replace the entry at (nid, tid, key), keeping the indexes.
     fn put(&mut self, nid: NetId, tid: TableId, key: &str, entry: Entry) {
-        let group = self.groups.entry((nid, tid)).or_default();
+        let group = self.groups.or_default((nid, tid));
         let shared = match group.get_key_value(key) {
             Some((k, old)) => {
                 let k = k.clone();
@@ -1133,7 +1222,7 @@ impl TableStore {
         let mut n = 0;
         let mut owned = 0;
         let mut expiring = 0;
-        for (&(nid, tid), group) in &self.groups {
+        for (&(nid, tid), group) in self.groups.iter() {
             assert!(!group.is_empty(), "empty group kept");
             for (k, e) in &group.0 {
                 n += 1;
@@ -1555,6 +1644,37 @@ mod tests {
         assert_eq!(evs[1].kind, TableEventType::Delete);
         assert_eq!(evs[1].residual_reap_time, 20 * 60);
         assert_eq!(evs[1].value, b"vb");
+    }
+
+    proptest::proptest! {
+        /// The inline-first group list keeps the groups and their order as a
+        /// B-tree map would.
+        #[test]
+        fn groups_behave_as_an_ordered_map(ops in proptest::collection::vec((0u8..3, 0u32..3, 0u32..3), 0..60)) {
+            let mut g = Groups::default();
+            let mut m: std::collections::BTreeMap<(NetId, TableId), usize> = std::collections::BTreeMap::new();
+            for (i, (op, n, t)) in ops.into_iter().enumerate() {
+                let slot = (n, t);
+                if op < 2 {
+                    let key = format!("k{i}");
+                    g.or_default(slot).insert(Key::new(&key), Entry {
+                        ltime: i as u64, reap_at: 0, value: Arc::from(&b""[..]), owner: 0, deleting: false,
+                    });
+                    *m.entry(slot).or_default() += 1;
+                } else {
+                    g.remove(&slot);
+                    m.remove(&slot);
+                }
+                let got: Vec<((NetId, TableId), usize)> = g.iter().map(|(s, gr)| (*s, gr.0.len())).collect();
+                let want: Vec<((NetId, TableId), usize)> = m.iter().map(|(s, c)| (*s, *c)).collect();
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert!(g.first.is_some() || g.rest.is_empty());
+                for s in m.keys() {
+                    proptest::prop_assert!(g.get(s).is_some());
+                }
+                proptest::prop_assert!(g.of_network(1).all(|(s, _)| s.0 == 1));
+            }
+        }
     }
 
     #[test]
