@@ -819,23 +819,35 @@ impl Runner {
             ndb.discard_broadcasts();
             ndb
         };
-        let mut built: Vec<Option<NdbNode>> = (0..n).map(|_| None).collect();
-        std::thread::scope(|sc| {
-            let chunk = n.div_ceil(threads);
-            for (c, slots) in built.chunks_mut(chunk.max(1)).enumerate() {
-                let build = &build;
-                sc.spawn(move || {
-                    for (k, slot) in slots.iter_mut().enumerate() {
-                        *slot = Some(build(c * chunk + k));
-                    }
-                });
+        // In batches, each recorded before the next is built: a node just
+        // built holds a trace note per member it learnt (N), and all N nodes'
+        // notes at once were the run's peak (~4 GB at 10,000 nodes). Notes
+        // are recorded in (time, node) order either way, all at time 0.
+        const BATCH: usize = 256;
+        let mut start = 0;
+        while start < n {
+            let len = BATCH.min(n - start);
+            let mut built: Vec<Option<NdbNode>> = (0..len).map(|_| None).collect();
+            std::thread::scope(|sc| {
+                let chunk = len.div_ceil(threads).max(1);
+                for (c, slots) in built.chunks_mut(chunk).enumerate() {
+                    let build = &build;
+                    sc.spawn(move || {
+                        for (k, slot) in slots.iter_mut().enumerate() {
+                            *slot = Some(build(start + c * chunk + k));
+                        }
+                    });
+                }
+            });
+            for ndb in built.into_iter().flatten() {
+                self.sim.add(SimNode { ndb });
             }
-        });
-        for ndb in built.into_iter() {
-            let Some(ndb) = ndb else { continue };
-            self.sim.add(SimNode { ndb });
+            // `flush`, on the fields it uses (`build` borrows others).
+            for (now, i, traces) in self.sim.take_notes() {
+                self.rec.observe(i, now, traces);
+            }
+            start += len;
         }
-        self.flush();
         drop(snap);
     }
 
