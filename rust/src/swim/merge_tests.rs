@@ -123,6 +123,24 @@ fn a_higher_incarnation_is_taken_and_broadcast() {
 }
 
 #[test]
+fn meta_set_then_cleared_is_reported_each_time() {
+    // Metas live aside from the member records (only non-empty ones).
+    let (mut ml, mut d) = lan();
+    let mut s = state("mt-2", addr(2), 6, node_state::ALIVE);
+    s.meta = b"m1".to_vec();
+    merge(&mut ml, &mut d, 2 * SEC, vec![s]);
+    // A higher incarnation with the same meta: no update event.
+    let mut s = state("mt-2", addr(2), 7, node_state::ALIVE);
+    s.meta = b"m1".to_vec();
+    merge(&mut ml, &mut d, 3 * SEC, vec![s]);
+    assert_eq!(&ml.member("mt-2").unwrap().meta[..], b"m1");
+    merge(&mut ml, &mut d, 4 * SEC, vec![state("mt-2", addr(2), 8, node_state::ALIVE)]);
+    assert!(ml.member("mt-2").unwrap().meta.is_empty());
+    assert_eq!(events(&d), [("update", "mt-2".to_string()), ("update", "mt-2".to_string())]);
+    assert!(ml.members().iter().filter(|m| m.name != "mt-2").all(|m| m.meta.is_empty()));
+}
+
+#[test]
 fn the_same_incarnation_with_new_meta_is_ignored() {
     // memberlist only takes an alive message with a higher incarnation.
     let (mut ml, mut d) = lan();

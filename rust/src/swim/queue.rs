@@ -344,6 +344,21 @@ mod tests {
     }
 
     #[test]
+    fn packed_order_sorts_as_the_tuple_did() {
+        // (transmits ascending, length descending, id descending, slot).
+        assert!(order(0, 10, 5, 9) < order(1, 500, 9, 0));
+        assert!(order(1, 500, 1, 9) < order(1, 10, 9, 0));
+        assert!(order(1, 10, 9, 7) < order(1, 10, 8, 0));
+        assert!(order(1, 10, 9, 1) < order(1, 10, 9, 2));
+        assert_eq!((order_tier(order(3, 1, 1, 77)), order_slot(order(3, 1, 1, 77))), (3, 77));
+        // Past the packed widths: transmits share the top tier, lengths the
+        // shortest rank; nothing spills into another field.
+        assert_eq!(order_tier(order(u32::MAX, 1, 1, 5)), TX_MAX);
+        assert_eq!(order_slot(order(u32::MAX, usize::MAX, u64::MAX, 5)), 5);
+        assert!(order(2, usize::MAX, 0, 0) < order(3, 0, 0, 0));
+    }
+
+    #[test]
     fn same_key_replaces() {
         let mut q = BroadcastQueue::new();
         q.push(b"old".to_vec(), Some(b"n1".to_vec()), Some(1));
