@@ -17,12 +17,15 @@ ABC = {"a", "b", "c"}
 
 
 def three(start: PeerFactory, **kwargs: object) -> tuple[MemberlistPeer, ...]:
-    """a, then b and c joining a; returns once all three see all three alive."""
+    """a, then b and c joining a; returns once all three see all three alive.
+    The deadline leaves room for a suspicion to be refuted first: with the
+    "local" timeouts a probe on a busy host can miss (a fresh-clone CI run saw b
+    without c all alive for 10 s while c's messages reached it)."""
     a = start("a", **kwargs)
     b = start("b", join=[a], **kwargs)
     c = start("c", join=[a], **kwargs)
     for p in (a, b, c):
-        p.wait_members(ABC, timeout=10)
+        p.wait_members(ABC, timeout=30)
     return a, b, c
 
 
