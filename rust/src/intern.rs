@@ -78,7 +78,7 @@ pub fn shared_bytes(msg: Vec<u8>) -> Arc<[u8]> {
 /// 64, 128, 256, ... slots, each allocated once and never freed, so that a
 /// reader needs no lock.
 mod segments {
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
     pub const FIRST: usize = 64;
     /// 64 × (2^27 − 1) slots: room for every `u32` id.
@@ -89,6 +89,72 @@ mod segments {
         let j = id as usize / FIRST + 1;
         let k = (usize::BITS - 1 - j.leading_zeros()) as usize;
         (k, id as usize - FIRST * ((1 << k) - 1))
+    }
+
+    /// An open-addressing index of ids by hash, read without a lock: each
+    /// slot holds 0 or id + 1. Slots only go from 0 to an id, so a reader
+    /// probing without a lock sees an id or not yet; a full table is copied
+    /// into one twice its size and the old one is left to the readers that may
+    /// still hold it (leaked: the copies add up to less than the last one).
+    /// Writers hold their registry's lock.
+    pub struct Index {
+        mask: usize,
+        slots: Box<[AtomicU32]>,
+    }
+
+    impl Index {
+        fn with_capacity(cap: usize) -> Index {
+            let n = cap.next_power_of_two().max(64);
+            Index { mask: n - 1, slots: (0..n).map(|_| AtomicU32::new(0)).collect() }
+        }
+
+        /// The index `p` holds, if any.
+        pub fn current(p: &AtomicPtr<Index>) -> Option<&'static Index> {
+            let q = p.load(Ordering::Acquire);
+            // SAFETY: an index pointer holds null or a leaked `Index`, never freed.
+            (!q.is_null()).then(|| unsafe { &*q })
+        }
+
+        /// The id with hash `h` for which `is` holds.
+        pub fn find(&self, h: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
+            let mut i = h as usize & self.mask;
+            loop {
+                match self.slots[i].load(Ordering::Acquire) {
+                    0 => return None,
+                    v if is(v - 1) => return Some(v - 1),
+                    _ => i = (i + 1) & self.mask,
+                }
+            }
+        }
+
+        /// Puts `id` in the first free slot of its probe (writers only).
+        pub fn insert(&self, h: u64, id: u32) {
+            let mut i = h as usize & self.mask;
+            while self.slots[i].load(Ordering::Relaxed) != 0 {
+                i = (i + 1) & self.mask;
+            }
+            self.slots[i].store(id + 1, Ordering::Release);
+        }
+
+        /// The index in `p`, grown first (ids below `count - 1` re-inserted by
+        /// `hash_of`) unless it has room for `count` ids at most half full,
+        /// so that probes stay short (writers only).
+        pub fn room_for(p: &AtomicPtr<Index>, count: u32, hash_of: impl Fn(u32) -> Option<u64>) -> &'static Index {
+            match Self::current(p) {
+                Some(t) if (count as usize) * 2 <= t.slots.len() => t,
+                _ => {
+                    let grown = Index::with_capacity(count as usize * 2);
+                    for i in 0..count.saturating_sub(1) {
+                        if let Some(h) = hash_of(i) {
+                            grown.insert(h, i);
+                        }
+                    }
+                    let grown: &'static Index = Box::leak(Box::new(grown));
+                    p.store(grown as *const Index as *mut Index, Ordering::Release);
+                    grown
+                }
+            }
+        }
     }
 
     /// The slot of `id`, if its segment exists. Every non-null pointer in
@@ -123,59 +189,16 @@ mod node_ids {
     use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use super::segments::{locate, slot_in, FIRST, SEGMENTS};
+    use super::segments::{locate, slot_in, Index, FIRST, SEGMENTS};
 
     type Slot = AtomicPtr<Arc<str>>;
 
     static SEGS: [AtomicPtr<Slot>; SEGMENTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS];
     static COUNT: AtomicU32 = AtomicU32::new(0);
 
-    /// An open-addressing index: each slot holds 0 or id + 1. Slots only
-    /// go from 0 to an id, so a reader probing without a lock sees a name
-    /// or not yet; a full table is copied into one twice its size and the
-    /// old one is left to the readers that may still hold it (leaked: the
-    /// copies add up to less than the last one).
-    struct Index {
-        mask: usize,
-        slots: Box<[AtomicU32]>,
-    }
-
     static INDEX: AtomicPtr<Index> = AtomicPtr::new(std::ptr::null_mut());
     /// Held by writers: ids are handed out one at a time.
     static WRITE: Mutex<()> = Mutex::new(());
-
-    fn index() -> Option<&'static Index> {
-        let p = INDEX.load(Ordering::Acquire);
-        // SAFETY: INDEX holds null or a leaked `Index`, never freed.
-        (!p.is_null()).then(|| unsafe { &*p })
-    }
-
-    impl Index {
-        fn with_capacity(cap: usize) -> Index {
-            let n = cap.next_power_of_two().max(64);
-            Index { mask: n - 1, slots: (0..n).map(|_| AtomicU32::new(0)).collect() }
-        }
-
-        fn find(&self, h: u64, name: &str) -> Option<u32> {
-            let mut i = h as usize & self.mask;
-            loop {
-                match self.slots[i].load(Ordering::Acquire) {
-                    0 => return None,
-                    v if name_eq(v - 1, name) => return Some(v - 1),
-                    _ => i = (i + 1) & self.mask,
-                }
-            }
-        }
-
-        /// Puts `id` in the first free slot of its probe (writers only).
-        fn insert(&self, h: u64, id: u32) {
-            let mut i = h as usize & self.mask;
-            while self.slots[i].load(Ordering::Relaxed) != 0 {
-                i = (i + 1) & self.mask;
-            }
-            self.slots[i].store(id + 1, Ordering::Release);
-        }
-    }
 
     fn slot(id: u32) -> Option<&'static Slot> {
         slot_in(&SEGS, id)
@@ -199,7 +222,7 @@ mod node_ids {
 
     /// The id of `name`, if it has one.
     pub fn find(name: &str) -> Option<u32> {
-        index()?.find(hash(name), name)
+        Index::current(&INDEX)?.find(hash(name), |i| name_eq(i, name))
     }
 
     fn name_eq(i: u32, name: &str) -> bool {
@@ -228,21 +251,7 @@ mod node_ids {
         if let Some(s) = slot(id) {
             s.store(leaked, Ordering::Release);
         }
-        // At most half full, so that probes stay short.
-        let t = match index() {
-            Some(t) if (next as usize) * 2 <= t.slots.len() => t,
-            _ => {
-                let grown = Index::with_capacity(next as usize * 2);
-                for i in 0..id {
-                    if let Some(n) = self::name(i) {
-                        grown.insert(hash(n), i);
-                    }
-                }
-                let grown: &'static Index = Box::leak(Box::new(grown));
-                INDEX.store(grown as *const Index as *mut Index, Ordering::Release);
-                grown
-            }
-        };
+        let t = Index::room_for(&INDEX, next, |i| self::name(i).map(hash));
         t.insert(hash(name), id);
         COUNT.store(next, Ordering::Relaxed);
         id
@@ -259,21 +268,30 @@ pub use node_ids::{find as find_node_id, id as node_id, name as node_name};
 /// forgotten: a process sees about as many addresses as its clusters have
 /// members.
 mod addr_ids {
-    use std::collections::HashMap;
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
     use std::sync::{Mutex, OnceLock};
 
     type Slot = OnceLock<SocketAddr>;
 
     static SEGS: [AtomicPtr<Slot>; SEGMENTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS];
 
-    fn ids() -> &'static Mutex<HashMap<SocketAddr, u32, crate::fasthash::FastBuild>> {
-        static IDS: OnceLock<Mutex<HashMap<SocketAddr, u32, crate::fasthash::FastBuild>>> = OnceLock::new();
-        IDS.get_or_init(Default::default)
+    static INDEX: AtomicPtr<Index> = AtomicPtr::new(std::ptr::null_mut());
+    /// Held by writers: ids are handed out one at a time.
+    static WRITE: Mutex<()> = Mutex::new(());
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+
+    fn hash(a: &SocketAddr) -> u64 {
+        crate::fasthash::hash_one(a)
     }
 
-    use super::segments::{locate, slot_in, FIRST, SEGMENTS};
+    /// The id of `a`, if it has one. Without a lock: every member a
+    /// simulated node learns is looked up here (N² at set-up), from every core.
+    pub fn find(a: &SocketAddr) -> Option<u32> {
+        Index::current(&INDEX)?.find(hash(a), |i| get(i).as_ref() == Some(a))
+    }
+
+    use super::segments::{locate, slot_in, Index, FIRST, SEGMENTS};
 
     fn slot(id: u32) -> Option<&'static Slot> {
         slot_in(&SEGS, id)
@@ -286,13 +304,17 @@ mod addr_ids {
 
     /// The id of `a`, giving it the next one if it has none.
     pub fn id(a: SocketAddr) -> u32 {
-        // A poisoned lock only means a panic elsewhere; the map is
-        // consistent after every insert.
-        let mut m = ids().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&i) = m.get(&a) {
+        if let Some(i) = find(&a) {
             return i;
         }
-        let id = u32::try_from(m.len()).expect("fewer than 2^32 addresses");
+        // A poisoned lock only means a panic elsewhere; the index is
+        // consistent after every store.
+        let _w = WRITE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = find(&a) {
+            return i;
+        }
+        let id = COUNT.load(Ordering::Relaxed);
+        let next = id.checked_add(1).expect("fewer than 2^32 addresses");
         let (k, _) = locate(id);
         if SEGS[k].load(Ordering::Acquire).is_null() {
             let seg: Box<[Slot]> = (0..FIRST << k).map(|_| OnceLock::new()).collect();
@@ -301,7 +323,9 @@ mod addr_ids {
         if let Some(s) = slot(id) {
             let _ = s.set(a);
         }
-        m.insert(a, id);
+        let t = Index::room_for(&INDEX, next, |i| get(i).map(|x| hash(&x)));
+        t.insert(hash(&a), id);
+        COUNT.store(next, Ordering::Relaxed);
         id
     }
 }
@@ -391,6 +415,30 @@ mod tests {
         for (p, id) in (0..200u16).zip(&many) {
             assert_eq!(addr_of_id(*id), Some(std::net::SocketAddr::from(([10, 1, 1, 1], 1000 + p))));
         }
+        // Threads naming the same addresses in opposite orders while the
+        // lock-free index grows under them agree on every id.
+        let addrs: Vec<std::net::SocketAddr> =
+            (0..3000u16).map(|p| std::net::SocketAddr::from(([10, 2, (p >> 8) as u8, p as u8], 7000))).collect();
+        let seen: Vec<Vec<u32>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    let addrs = &addrs;
+                    sc.spawn(move || {
+                        let order: Vec<usize> =
+                            if t % 2 == 0 { (0..addrs.len()).collect() } else { (0..addrs.len()).rev().collect() };
+                        let mut ids = vec![0; addrs.len()];
+                        for i in order {
+                            ids[i] = addr_id(addrs[i]);
+                            assert_eq!(addr_of_id(ids[i]), Some(addrs[i]));
+                        }
+                        ids
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(seen.iter().all(|ids| ids == &seen[0]));
+        assert_eq!(seen[0].iter().collect::<std::collections::HashSet<_>>().len(), addrs.len());
     }
 
     #[test]
