@@ -330,7 +330,7 @@ mod addr_ids {
     }
 }
 
-pub use addr_ids::{get as addr_of_id, id as addr_id};
+pub use addr_ids::{find as find_addr_id, get as addr_of_id, id as addr_id};
 
 /// Makes `v[id]` exist in `v`, a vector indexed by process-wide node id, filling
 /// new slots with `fill`. Room is made at once for every id the process has

@@ -197,7 +197,24 @@ impl AttachMap {
         (0..self.first.len() as NodeId).flat_map(move |node| self.of(node).map(move |(n, a)| (node, n, a)))
     }
 
+    /// Drops the leaving attachments whose reap time is `now` or earlier;
+    /// returns how many. Only leaving attachments have a reap time, so this
+    /// reads the side map, not every peer's slot.
+    fn remove_due(&mut self, now: u64) -> usize {
+        let due: Vec<(NodeId, NetId)> = self
+            .reap
+            .iter()
+            .filter(|&(&(node, nid), t)| t.get() <= now && self.slim(node, nid).is_some_and(|(_, leaving)| leaving))
+            .map(|(&k, _)| k)
+            .collect();
+        for &(node, nid) in &due {
+            self.remove(node, nid);
+        }
+        due.len()
+    }
+
     /// Keeps the attachments for which `keep` holds (called once for each).
+    #[cfg(test)]
     fn retain(&mut self, mut keep: impl FnMut(&Attachment) -> bool) {
         let drop: Vec<(NodeId, NetId)> = self.iter().filter(|(_, _, a)| !keep(a)).map(|(n, k, _)| (n, k)).collect();
         for (node, nid) in drop {
@@ -485,15 +502,8 @@ impl Networks {
         let due = |a: Option<u64>| a.is_some_and(|t| t <= now);
         let before = self.own.len();
         self.own.retain(|_, a| !(a.leaving && due(a.reap_at)));
-        let due = |a: Option<NonZeroU64>| due(a.map(NonZeroU64::get));
         let own = before - self.own.len();
-        let mut peers = 0;
-        self.attachments.retain(|a| {
-            let drop = a.leaving && due(a.reap_at);
-            peers += drop as usize;
-            !drop
-        });
-        (own, peers)
+        (own, self.attachments.remove_due(now))
     }
 
     fn own_mut(&mut self, network_id: &str) -> Option<&mut OwnAttachment> {

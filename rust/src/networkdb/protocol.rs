@@ -161,7 +161,7 @@ impl AddrBook {
 
     /// The id last seen at `a`.
     fn id_at(&self, a: &SocketAddr) -> Option<NodeId> {
-        slot_of(&self.by_addr, crate::intern::addr_id(*a))
+        slot_of(&self.by_addr, crate::intern::find_addr_id(a)?)
     }
 
     fn remove(&mut self, id: NodeId) {

@@ -586,7 +586,8 @@ impl Memberlist {
 
     /// Sends a user message to `to` over UDP (memberlist's SendBestEffort).
     pub fn send_best_effort(&mut self, to: SocketAddr, msg: &[u8]) {
-        let pmax = self.nodes.iter().find(|n| n.addr() == to).map(Node::pmax);
+        let id = crate::intern::find_addr_id(&to);
+        let pmax = self.nodes.iter().find(|n| Some(n.addr) == id).map(Node::pmax);
         self.raw_send(to, pmax, user_frame(msg));
     }
 
@@ -746,11 +747,12 @@ impl Memberlist {
         self.nodes[idx].incarnation = inc;
         self.apply_awareness(1);
         let me = &self.nodes[idx];
+        let at = me.addr();
         let a = Alive {
             incarnation: inc,
             node: me.name().to_string(),
-            addr: ip_bytes(me.addr().ip()),
-            port: me.addr().port(),
+            addr: ip_bytes(at.ip()),
+            port: at.port(),
             meta: self.meta(me.id).to_vec(),
             vsn: me.vsn.to_vec(),
         };
@@ -990,10 +992,11 @@ impl Memberlist {
         let nodes = self
             .nodes
             .iter()
-            .map(|n| PushNodeState {
+            .map(|n| (n, n.addr()))
+            .map(|(n, at)| PushNodeState {
                 name: n.name().to_string(),
-                addr: ip_bytes(n.addr().ip()),
-                port: n.addr().port(),
+                addr: ip_bytes(at.ip()),
+                port: at.port(),
                 meta: self.meta(n.id).to_vec(),
                 incarnation: n.incarnation,
                 state: n.state,
@@ -1279,13 +1282,13 @@ impl Memberlist {
         if self.nodes.len() != before {
             let names: std::collections::HashSet<&str> = self.nodes.iter().map(Node::name).collect();
             self.suspicions.retain(|k, _| names.contains(k.as_str()));
-            let ids: std::collections::HashSet<u32> = self.nodes.iter().map(|n| n.id).collect();
-            self.metas.retain(|id, _| ids.contains(id));
         }
         let mut nodes = std::mem::take(&mut self.nodes);
         self.rng.shuffle(&mut nodes);
         self.nodes = nodes;
         self.index.rebuild(&self.nodes);
+        let index = &self.index;
+        self.metas.retain(|&id, _| index.by_id(id).is_some());
     }
 
     fn start_probe(&mut self, now: u64, d: &mut impl Delegate) {
@@ -1352,6 +1355,7 @@ impl Memberlist {
                 return;
             };
             let target = self.nodes[tidx].clone();
+            let target_addr = target.addr();
             let me = self.cfg.name.clone();
             let peers = self.random_nodes(self.cfg.indirect_checks, |n| {
                 n.name() == &*me || n.id == target.id || n.state != node_state::ALIVE
@@ -1365,8 +1369,8 @@ impl Memberlist {
                 }
                 let ind = Message::IndirectPing(IndirectPing {
                     seq_no: p.seq,
-                    target: ip_bytes(target.addr().ip()),
-                    port: target.addr().port(),
+                    target: ip_bytes(target_addr.ip()),
+                    port: target_addr.port(),
                     node: target.name().to_string(),
                     nack,
                     source_addr: ip_bytes(self.self_addr.ip()),
