@@ -404,31 +404,41 @@ impl NetworkDb {
     /// attachments get a fresh ltime first, so that they override any stale
     /// leave a peer still holds for them.
     pub fn local_push_pull(&mut self, join: bool) -> NetworkPushPull {
+        let (ltime, me, networks) = self.local_push_pull_refs(join);
+        let node_name = me.to_owned();
+        let networks = networks
+            .into_iter()
+            .map(|n| NetworkEntry {
+                network_id: n.network_id.to_owned(),
+                ltime: n.ltime,
+                node_name: n.node_name.to_owned(),
+                leaving: n.leaving,
+            })
+            .collect();
+        NetworkPushPull { ltime, networks, node_name }
+    }
+
+    /// [`Self::local_push_pull`] as the network clock, this node's name and
+    /// views of the attachments (nothing copied): a push/pull lists every
+    /// attachment in the cluster, and is encoded straight from these.
+    pub fn local_push_pull_refs(&mut self, join: bool) -> (u64, &str, Vec<NetworkEntryRef<'_>>) {
         if join {
             self.networks.refresh_own_times();
         }
-        let me = self.node_name().to_owned();
-        let own = self.networks.own_networks().map(|(nid, a)| NetworkEntry {
-            network_id: nid.to_owned(),
+        let me = self.node_name();
+        let own = self.networks.own_networks().map(|(nid, a)| NetworkEntryRef {
+            network_id: nid,
             ltime: a.ltime,
-            node_name: me.clone(),
+            node_name: me,
             leaving: a.leaving,
         });
-        let peers = self
-            .networks
-            .all_attachments()
-            .map(|(node, nid, a)| NetworkEntry {
-                network_id: nid.to_owned(),
-                ltime: a.ltime,
-                node_name: self.store.node_name(node).to_owned(),
-                leaving: a.leaving,
-            });
-        let networks = own.chain(peers).collect();
-        NetworkPushPull {
-            ltime: self.networks.clock().time(),
-            networks,
-            node_name: me,
-        }
+        let peers = self.networks.all_attachments().map(|(node, nid, a)| NetworkEntryRef {
+            network_id: nid,
+            ltime: a.ltime,
+            node_name: self.store.node_name(node),
+            leaving: a.leaving,
+        });
+        (self.networks.clock().time(), me, own.chain(peers).collect())
     }
 
     /// Merge a peer's push/pull state: its node join event (with the

@@ -138,6 +138,15 @@ impl NodeNames {
         }
     }
 
+    /// [`Self::name`] of an id known to be interned here (the owner of a
+    /// stored entry): it skips the "seen here" bit, whose word is a cache miss
+    /// on a simulated node's cold state, for the stale check of every received
+    /// event.
+    pub fn name_of_held(&self, id: u32) -> &str {
+        debug_assert!(self.has(id), "node id {id} was not interned here");
+        crate::intern::node_name(id).unwrap_or_default()
+    }
+
     /// How many names have been seen.
     pub fn len(&self) -> usize {
         self.len

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::convert::{
-    network_entry_from_wire, network_from_wire, network_to_wire, node_from_wire, node_to_wire, push_pull_to_wire,
+    network_entry_from_wire, network_from_wire, network_to_wire, node_from_wire, node_to_wire,
     table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
@@ -597,7 +597,17 @@ impl Delegate for Core {
     }
 
     fn local_state(&mut self, join: bool) -> Vec<u8> {
-        push_pull_to_wire(&self.db.local_push_pull(join)).encode_gossip()
+        let (l_time, node_name, entries) = self.db.local_push_pull_refs(join);
+        let networks = entries
+            .iter()
+            .map(|n| pb::NetworkEntryRef {
+                network_id: n.network_id,
+                l_time: n.ltime,
+                node_name: n.node_name,
+                leaving: n.leaving,
+            })
+            .collect();
+        pb::NetworkPushPullRef { l_time, networks, node_name }.encode_gossip()
     }
 
     fn merge_remote_state(&mut self, now: u64, buf: &[u8], _join: bool) {
@@ -771,7 +781,7 @@ impl NdbNode {
                 Out::Udp { to, data } => {
                     self.core.counters.messages_out += 1;
                     // networkdb's node ids are memberlist's (process-wide).
-                    self.ml.send_best_effort_to_id(to, &data);
+                    self.ml.send_best_effort_shared(to, &data);
                 }
                 Out::Tcp { to, data } => {
                     self.core.counters.messages_out += 1;

@@ -1132,7 +1132,7 @@ impl TableStore {
     pub fn is_stale(&self, table: &str, network_id: &str, key: &str, ltime: u64, node_name: &str) -> bool {
         let Some(slot) = self.find(table, network_id) else { return false };
         let Some(e) = self.groups.get(&slot).and_then(|g| g.get(key)) else { return false };
-        e.ltime > ltime || (e.ltime == ltime && self.node_name(e.owner) >= node_name)
+        e.ltime > ltime || (e.ltime == ltime && self.nodes.name_of_held(e.owner) >= node_name)
     }
 
     fn find(&self, table: &str, network_id: &str) -> Option<(NetId, TableId)> {

@@ -13,9 +13,9 @@ use super::rng::Rng;
 use super::suspicion::{suspicion_timeout, Suspicion};
 use crate::wire::crypto::{self, Keyring};
 use crate::wire::memberlist::{
-    decode_packet, decode_stream_ref, encode_message, encode_stream, make_compound, msg_type,
+    decode_packet, decode_stream_ref, encode_message, encode_push_pull_stream, encode_stream, make_compound, msg_type,
     node_state, wrap_packet, Ack, Alive, Dead, IndirectPing, Message, Nack, PacketOpts, Ping,
-    PushNodeState, PushNodeStateRef, PushPull, PushPullRef, StreamMessage, Suspect, WireError,
+    PushNodeState, PushNodeStateRef, PushPullRef, StreamMessage, Suspect, WireError,
 };
 
 /// Bytes a compound adds per part, and for its header (memberlist's constants).
@@ -257,6 +257,9 @@ pub struct Memberlist {
     followup_at: Option<u64>,
     /// The last packet payload and what `wrap_packet` made of it.
     last_wrap: Option<(Vec<u8>, bool, Vec<u8>)>,
+    /// The same for [`Self::send_best_effort_shared`], by the shared bytes'
+    /// identity (held here, so their address cannot be reused meanwhile).
+    last_shared: Option<(std::sync::Arc<[u8]>, bool, Vec<u8>)>,
     /// State changes queue no broadcasts (see `mute_broadcasts`).
     muted: bool,
     pub counters: Counters,
@@ -268,6 +271,20 @@ pub struct Memberlist {
 /// 60 s). One early exchange with a random member fixes that (wire-compatible: it
 /// is an ordinary push/pull).
 pub const JOIN_FOLLOWUP: u64 = 500_000;
+
+/// [`ip_bytes`] in a buffer: the bytes are `.0[..len]`.
+fn ip_buf(ip: IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
+    let o: &[u8] = match ip {
+        IpAddr::V4(v4) => &v4.octets(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => &v4.octets(),
+            None => &v6.octets(),
+        },
+    };
+    b[..o.len()].copy_from_slice(o);
+    (b, o.len())
+}
 
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     match ip {
@@ -349,6 +366,7 @@ impl Memberlist {
             leave_done: false,
             followup_at: None,
             last_wrap: None,
+            last_shared: None,
             muted: false,
             counters: Counters::default(),
         };
@@ -477,7 +495,7 @@ impl Memberlist {
         let opts = PacketOpts { crc: pmax.is_some_and(|p| p >= 5), compress: self.cfg.enable_compression };
         // The same payload often goes to several peers in a row (networkdb's
         // gossip fanout): compress it once.
-        let mut data = match &self.last_wrap {
+        let data = match &self.last_wrap {
             Some((m, crc, w)) if *m == msg && *crc == opts.crc => w.clone(),
             _ => {
                 let w = wrap_packet(msg.clone(), opts);
@@ -485,6 +503,11 @@ impl Memberlist {
                 w
             }
         };
+        self.send_wrapped(to, data);
+    }
+
+    /// Sends a wrapped packet (encrypting it with a keyring).
+    fn send_wrapped(&mut self, to: SocketAddr, mut data: Vec<u8>) {
         if let Some(kr) = &self.keyring {
             data = crypto::encrypt_packet(kr, self.cfg.encryption_version, &data);
         }
@@ -568,6 +591,25 @@ impl Memberlist {
         let Some(i) = self.index.by_id(id) else { return false };
         let (to, pmax) = (self.nodes[i].addr(), self.nodes[i].pmax());
         self.raw_send(to, Some(pmax), user_frame(msg));
+        true
+    }
+
+    /// [`Self::send_best_effort_to_id`] of bytes shared by several sends
+    /// (networkdb's gossip goes to a few peers per round): they are framed
+    /// and compressed once, recognised by identity rather than compared.
+    pub fn send_best_effort_shared(&mut self, id: u32, msg: &std::sync::Arc<[u8]>) -> bool {
+        let Some(i) = self.index.by_id(id) else { return false };
+        let (to, pmax) = (self.nodes[i].addr(), self.nodes[i].pmax());
+        let opts = PacketOpts { crc: pmax >= 5, compress: self.cfg.enable_compression };
+        let data = match &self.last_shared {
+            Some((m, crc, w)) if std::sync::Arc::ptr_eq(m, msg) && *crc == opts.crc => w.clone(),
+            _ => {
+                let w = wrap_packet(user_frame(msg), opts);
+                self.last_shared = Some((msg.clone(), opts.crc, w.clone()));
+                w
+            }
+        };
+        self.send_wrapped(to, data);
         true
     }
 
@@ -988,26 +1030,33 @@ impl Memberlist {
         }
     }
 
-    fn local_push_pull(&mut self, join: bool, d: &mut impl Delegate) -> Message {
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|n| (n, n.addr()))
-            .map(|(n, at)| PushNodeState {
-                name: n.name().to_string(),
-                addr: ip_bytes(at.ip()),
-                port: at.port(),
-                meta: self.meta(n.id).to_vec(),
-                incarnation: n.incarnation,
-                state: n.state,
-                vsn: n.vsn.to_vec(),
-            })
-            .collect();
-        Message::PushPull(PushPull { join, nodes, user_state: d.local_state(join) })
+    /// This node's push/pull (its members and the delegate's state), encoded
+    /// for a stream: written from the member records, with no owned copy of
+    /// each (a push/pull lists every member; at thousands of members the
+    /// copies cost more than the encoding).
+    fn local_push_pull_bytes(&mut self, join: bool, d: &mut impl Delegate) -> Vec<u8> {
+        let user_state = d.local_state(join);
+        let ips: Vec<([u8; 16], usize)> = self.nodes.iter().map(|n| ip_buf(n.addr().ip())).collect();
+        let nodes = self.nodes.iter().zip(&ips).map(|(n, (ip, len))| PushNodeStateRef {
+            name: std::borrow::Cow::Borrowed(n.name()),
+            addr: &ip[..*len],
+            port: n.addr().port(),
+            meta: self.meta(n.id),
+            incarnation: n.incarnation,
+            state: n.state,
+            vsn: &n.vsn,
+        });
+        let data = encode_push_pull_stream(join, nodes, &user_state, self.cfg.enable_compression);
+        self.seal_stream(data)
     }
 
     fn encode_stream_bytes(&mut self, msg: &Message) -> Vec<u8> {
-        let mut data = encode_stream(msg, self.cfg.enable_compression);
+        let data = encode_stream(msg, self.cfg.enable_compression);
+        self.seal_stream(data)
+    }
+
+    /// Encrypts (with a keyring) and counts stream bytes about to be sent.
+    fn seal_stream(&mut self, mut data: Vec<u8>) -> Vec<u8> {
         if let Some(kr) = &self.keyring {
             data = crypto::encrypt_stream(kr, self.cfg.encryption_version, &data);
         }
@@ -1035,8 +1084,7 @@ impl Memberlist {
                 if pp.nodes.len() > MAX_PUSH_NODES {
                     return Err(SwimError::Unexpected("push/pull with too many nodes".into()));
                 }
-                let local = self.local_push_pull(pp.join, d);
-                let out = self.encode_stream_bytes(&local);
+                let out = self.local_push_pull_bytes(pp.join, d);
                 self.merge_state(now, &pp.nodes, d);
                 d.merge_remote_state(now, pp.user_state, pp.join);
                 Some(out)
@@ -1145,8 +1193,8 @@ impl Memberlist {
         for &a in addrs {
             let t = self.token();
             self.pending.insert(t, Pending::PushPull);
-            let msg = self.local_push_pull(true, d);
-            self.stream(a, &msg, Some(t));
+            let data = self.local_push_pull_bytes(true, d);
+            self.actions.push(Action::Stream { to: a, data, token: Some(t) });
             tokens.push(t);
         }
         tokens
@@ -1445,8 +1493,8 @@ impl Memberlist {
             let addr = self.nodes[i].addr();
             let t = self.token();
             self.pending.insert(t, Pending::PushPull);
-            let msg = self.local_push_pull(false, d);
-            self.stream(addr, &msg, Some(t));
+            let data = self.local_push_pull_bytes(false, d);
+            self.actions.push(Action::Stream { to: addr, data, token: Some(t) });
         }
     }
 }

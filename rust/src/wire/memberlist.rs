@@ -330,20 +330,60 @@ const PUSH_NODE_STATE_FIELDS: [&str; 7] = [
 ];
 const COMPRESS_FIELDS: [&str; 2] = ["Algo", "Buf"];
 
-fn encode_push_node_state(out: &mut Vec<u8>, n: &PushNodeState) {
+/// One push/pull node state as `write_struct` writes it (all seven fields,
+/// keys in byte order), without its per-call list and sort: a push/pull has
+/// one per member, thousands in a large cluster.
+fn encode_push_node_state(out: &mut Vec<u8>, n: &PushNodeStateRef<'_>) {
+    msgpack::write_map_len(out, 7);
+    msgpack::write_str(out, "Addr");
+    msgpack::write_bytes_field(out, n.addr);
+    msgpack::write_str(out, "Incarnation");
+    msgpack::write_uint(out, n.incarnation.into());
+    msgpack::write_str(out, "Meta");
+    msgpack::write_bytes_field(out, n.meta);
+    msgpack::write_str(out, "Name");
+    msgpack::write_str(out, &n.name);
+    msgpack::write_str(out, "Port");
+    msgpack::write_uint(out, n.port.into());
+    // NodeStateType is a Go int
+    msgpack::write_str(out, "State");
+    msgpack::write_int(out, n.state.into());
+    msgpack::write_str(out, "Vsn");
+    msgpack::write_bytes_field(out, n.vsn);
+}
+
+fn write_push_pull_header(out: &mut Vec<u8>, nodes: usize, user_state: usize, join: bool) {
+    out.push(msg_type::PUSH_PULL);
     write_struct(
         out,
         &[
-            ("Name", Some(F::Str(&n.name))),
-            ("Addr", Some(F::Bytes(&n.addr))),
-            ("Port", Some(F::Uint(n.port.into()))),
-            ("Meta", Some(F::Bytes(&n.meta))),
-            ("Incarnation", Some(F::Uint(n.incarnation.into()))),
-            // NodeStateType is a Go int
-            ("State", Some(F::Int(n.state.into()))),
-            ("Vsn", Some(F::Bytes(&n.vsn))),
+            ("Nodes", Some(F::Int(nodes as i64))),
+            ("UserStateLen", Some(F::Int(user_state as i64))),
+            ("Join", Some(F::Bool(join))),
         ],
     );
+}
+
+/// [`encode_stream`] of a [`Message::PushPull`] (the same bytes), its node
+/// states given as views: a member list is encoded from its records without
+/// an owned copy of each.
+pub fn encode_push_pull_stream<'a>(
+    join: bool,
+    nodes: impl ExactSizeIterator<Item = PushNodeStateRef<'a>>,
+    user_state: &[u8],
+    compress: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + nodes.len() * 96 + user_state.len());
+    write_push_pull_header(&mut out, nodes.len(), user_state.len(), join);
+    for n in nodes {
+        encode_push_node_state(&mut out, &n);
+    }
+    out.extend_from_slice(user_state);
+    if compress {
+        encode_compressed(&out)
+    } else {
+        out
+    }
 }
 
 /// Writes `msg`'s type byte and body into `out`. `PushPull` and `User` get
@@ -434,17 +474,9 @@ fn encode_into(out: &mut Vec<u8>, msg: &Message, stream: bool) {
             );
         }
         Message::PushPull(pp) => {
-            out.push(msg_type::PUSH_PULL);
-            write_struct(
-                out,
-                &[
-                    ("Nodes", Some(F::Int(pp.nodes.len() as i64))),
-                    ("UserStateLen", Some(F::Int(pp.user_state.len() as i64))),
-                    ("Join", Some(F::Bool(pp.join))),
-                ],
-            );
+            write_push_pull_header(out, pp.nodes.len(), pp.user_state.len(), pp.join);
             for n in &pp.nodes {
-                encode_push_node_state(out, n);
+                encode_push_node_state(out, &n.as_ref());
             }
             out.extend_from_slice(&pp.user_state);
         }
@@ -1808,6 +1840,18 @@ mod tests {
                 let p = wrap_packet(enc.clone(), PacketOpts { crc: true, compress: true });
                 prop_assert_eq!(decode_packet(&p).unwrap(), (vec![msg.clone()], 0));
             }
+        }
+
+        #[test]
+        fn push_pull_from_views_is_the_owned_encoding(
+            nodes in proptest::collection::vec(arb_node_state(), 0..8),
+            user_state in arb_bytes(),
+            join in any::<bool>(),
+            compress in any::<bool>(),
+        ) {
+            let views = encode_push_pull_stream(join, nodes.iter().map(PushNodeState::as_ref), &user_state, compress);
+            let owned = encode_stream(&Message::PushPull(PushPull { join, nodes, user_state }), compress);
+            prop_assert_eq!(views, owned);
         }
 
         #[test]

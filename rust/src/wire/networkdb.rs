@@ -816,7 +816,7 @@ impl Decode for NetworkEvent {
 // ---------------------------------------------------------------------------
 // NetworkEntry and NetworkPushPull.
 
-impl Encode for NetworkEntry {
+impl Encode for NetworkEntryRef<'_> {
     fn encoded_len(&self) -> usize {
         bytes_field_len(self.network_id.len())
             + varint_field_len(self.l_time)
@@ -829,6 +829,27 @@ impl Encode for NetworkEntry {
         put_varint_field(out, key(2, WT_VARINT), self.l_time);
         put_bytes_field(out, key(3, WT_LEN), self.node_name.as_bytes());
         put_varint_field(out, key(4, WT_VARINT), u64::from(self.leaving));
+    }
+}
+
+impl NetworkEntry {
+    pub fn as_ref(&self) -> NetworkEntryRef<'_> {
+        NetworkEntryRef {
+            network_id: &self.network_id,
+            l_time: self.l_time,
+            node_name: &self.node_name,
+            leaving: self.leaving,
+        }
+    }
+}
+
+impl Encode for NetworkEntry {
+    fn encoded_len(&self) -> usize {
+        self.as_ref().encoded_len()
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        self.as_ref().write_to(out);
     }
 }
 
@@ -866,29 +887,49 @@ impl Decode for NetworkEntry {
     }
 }
 
+fn push_pull_len<E: Encode>(l_time: u64, networks: &[E], node_name: &str) -> usize {
+    varint_field_len(l_time)
+        + networks.iter().map(|n| repeated_len(n.encoded_len())).sum::<usize>()
+        + bytes_field_len(node_name.len())
+}
+
+fn write_push_pull<E: Encode>(out: &mut Vec<u8>, l_time: u64, networks: &[E], node_name: &str) {
+    put_varint_field(out, key(1, WT_VARINT), l_time);
+    for n in networks {
+        out.push(key(2, WT_LEN));
+        put_varint(out, n.encoded_len() as u64);
+        n.write_to(out);
+    }
+    put_bytes_field(out, key(3, WT_LEN), node_name.as_bytes());
+}
+
 impl Encode for NetworkPushPull {
     fn encoded_len(&self) -> usize {
-        varint_field_len(self.l_time)
-            + self
-                .networks
-                .iter()
-                .map(|n| repeated_len(n.encoded_len()))
-                .sum::<usize>()
-            + bytes_field_len(self.node_name.len())
+        push_pull_len(self.l_time, &self.networks, &self.node_name)
     }
 
     fn write_to(&self, out: &mut Vec<u8>) {
-        put_varint_field(out, key(1, WT_VARINT), self.l_time);
-        for n in &self.networks {
-            out.push(key(2, WT_LEN));
-            put_varint(out, n.encoded_len() as u64);
-            n.write_to(out);
-        }
-        put_bytes_field(out, key(3, WT_LEN), self.node_name.as_bytes());
+        write_push_pull(out, self.l_time, &self.networks, &self.node_name);
     }
 }
 
 impl Payload for NetworkPushPull {
+    const MESSAGE_TYPE: MessageType = MessageType::PUSH_PULL;
+}
+
+/// A push/pull is sent from views of the sender's attachments: the same
+/// bytes as the owned message, without a copy of every name.
+impl Encode for NetworkPushPullRef<'_> {
+    fn encoded_len(&self) -> usize {
+        push_pull_len(self.l_time, &self.networks, self.node_name)
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        write_push_pull(out, self.l_time, &self.networks, self.node_name);
+    }
+}
+
+impl Payload for NetworkPushPullRef<'_> {
     const MESSAGE_TYPE: MessageType = MessageType::PUSH_PULL;
 }
 
@@ -1625,6 +1666,17 @@ mod tests {
             };
             let got = NetworkPushPullRef::decode_gossip(&buf).ok().map(NetworkPushPullRef::into_owned);
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn push_pull_from_views_is_the_owned_encoding(p in arb_push_pull()) {
+            let views = NetworkPushPullRef {
+                l_time: p.l_time,
+                networks: p.networks.iter().map(NetworkEntry::as_ref).collect(),
+                node_name: &p.node_name,
+            };
+            prop_assert_eq!(views.encode_gossip(), p.encode_gossip());
+            prop_assert_eq!(views.encoded_len(), views.encode().len());
         }
 
         #[test]
