@@ -10,6 +10,7 @@
 //! * [`names`]: interning of node names, network ids and table names.
 //! * [`events`]: the gossip messages going in and out, and watch events.
 //! * [`store`]: entries, tombstones, reaping, merge rules for table events.
+//! * `strmap`: the store's per-group map, one cache line per entry.
 //! * [`networks`]: node/network attachments and per-network peer lists.
 //! * [`nodes`]: cluster membership (active, failed, left).
 //! * [`db`]: [`NetworkDb`], which ties them together the way libnetwork's
@@ -24,6 +25,7 @@ pub mod networks;
 pub mod nodes;
 pub mod protocol;
 pub mod store;
+mod strmap;
 
 #[cfg(test)]
 mod cluster_tests;

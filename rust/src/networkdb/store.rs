@@ -14,7 +14,7 @@
 //! table) pair, keyed by the entry key; the key (`Key`) is inline or one
 //! shared `Arc<str>`, and the two secondary indexes hold copies of it:
 //!
-//! * `groups`: (network, table) → key → entry, a hash map per group. Lookups
+//! * `groups`: (network, table) → key → entry, a `strmap` per group. Lookups
 //!   are point queries; a (table, network) walk with a key prefix and a whole
 //!   network (bulk sync) sort the group's keys. A table across all networks
 //!   walks the (few) groups of that table.
@@ -30,7 +30,8 @@
 //! (the `memory_per_entry` test recomputes the fixed parts): the `Entry`
 //! is 40 bytes and sits with its 24-byte key (`Key`: inline up to 22 bytes,
 //! else a pointer to one shared allocation of 16 bytes of counts + the bytes)
-//! in a hash-map slot (64 bytes, the map 7/16 to 7/8 full); the owner-index
+//! in a slot that is one cache line (`strmap`: 64 bytes, the map 1/4 to 1/2
+//! full, so that a received event's stale check is one miss); the owner-index
 //! slot is 32 bytes in a B-tree; the value is an `Arc<[u8]>` shared by every
 //! store of the process that holds the same bytes (`intern::shared_bytes`),
 //! so a real node pays `v` + 16 for it and a simulated cluster pays that once
@@ -47,9 +48,9 @@ use std::sync::Arc;
 use super::clock::LamportClock;
 use super::events::{TableEvent, TableEventType, WatchEvent, WatchOp};
 use super::names::{Interner, NodeNames};
+use super::strmap::StrMap;
 use super::SECOND;
 
-type KeyBuild = crate::fasthash::FastBuild;
 
 /// An entry key: up to 22 bytes inline, longer ones in one shared
 /// allocation. Received events are looked up by key in every node's store,
@@ -126,11 +127,11 @@ impl fmt::Debug for Key {
 }
 
 
-/// The entries of one (network, table) pair, by key. A hash map: most work
+/// The entries of one (network, table) pair, by key. A hash map (`strmap`): most work
 /// is point lookups of received events (a B-tree cost ~20 string compares
 /// each); the ordered walks (bulk sync, prefix walk) sort the keys.
 #[derive(Debug, Clone, Default)]
-struct Group(hashbrown::HashMap<Key, Entry, KeyBuild>);
+struct Group(StrMap<Key, Entry>);
 
 impl Group {
     fn get(&self, key: &str) -> Option<&Entry> {
@@ -144,6 +145,9 @@ impl Group {
     }
     fn insert(&mut self, key: Key, e: Entry) {
         self.0.insert(key, e);
+    }
+    fn prefetch(&self, key: &str) {
+        self.0.prefetch(key);
     }
     fn remove_entry(&mut self, key: &str) -> Option<(Key, Entry)> {
         self.0.remove_entry(key)
@@ -162,7 +166,7 @@ impl Group {
 impl std::ops::Index<&str> for Group {
     type Output = Entry;
     fn index(&self, key: &str) -> &Entry {
-        &self.0[key]
+        self.0.get(key).expect("entry exists")
     }
 }
 
@@ -1135,6 +1139,14 @@ impl TableStore {
         e.ltime > ltime || (e.ltime == ltime && self.nodes.name_of_held(e.owner) >= node_name)
     }
 
+    /// Hints that the entry for this key is about to be looked up (see
+    /// `strmap`); reads and changes nothing.
+    pub fn prefetch(&self, table: &str, network_id: &str, key: &str) {
+        if let Some(g) = self.find(table, network_id).and_then(|slot| self.groups.get(&slot)) {
+            g.prefetch(key);
+        }
+    }
+
     fn find(&self, table: &str, network_id: &str) -> Option<(NetId, TableId)> {
         Some((self.nets.lookup(network_id)?, self.tables.lookup(table)?))
     }
@@ -1224,7 +1236,7 @@ impl TableStore {
         let mut expiring = 0;
         for (&(nid, tid), group) in self.groups.iter() {
             assert!(!group.is_empty(), "empty group kept");
-            for (k, e) in &group.0 {
+            for (k, e) in group.0.iter() {
                 n += 1;
                 assert!(self.by_owner.contains(&(e.owner, nid, tid, k.clone())));
                 if e.reap_at != 0 {
@@ -1685,18 +1697,17 @@ mod tests {
         // One slot of a group map (key + entry), one of the owner index, one
         // of the expiry index (tombstones only). A key of up to 22 bytes is
         // inline; a longer one (64 bytes here) is one shared allocation.
-        let group_slot = size_of::<Key>() + size_of::<Entry>();
+        let group_slot = StrMap::<Key, Entry>::slot_bytes();
+        assert_eq!(size_of::<Key>() + size_of::<Entry>(), group_slot);
         let owner_slot = size_of::<(NodeId, NetId, TableId, Key)>();
         let expiry_slot = size_of::<(u64, NetId, TableId, Key)>();
         assert_eq!((group_slot, owner_slot, expiry_slot), (64, 40, 40));
         // The long key's allocation: strong and weak counts, then the bytes.
         let key_len = 64;
-        let full = group_slot + owner_slot + 16 + key_len;
-        assert_eq!(full, 184);
-        // The group map's load runs from 7/16 to 7/8, the owner B-tree's
-        // leaves from half full to full: measured (with 16-byte key slots and
-        // B-tree groups) 205 to 239 bytes per entry, plus the value.
-        let half_full = 2 * (group_slot + owner_slot) + 16 + key_len;
-        assert!((205..=239).all(|measured| (full..=half_full).contains(&measured)));
+        // The group map is a quarter to half full (two to four slots an
+        // entry), the owner B-tree's leaves half full to full.
+        let densest = 2 * group_slot + owner_slot + 16 + key_len;
+        let sparsest = 4 * group_slot + 2 * owner_slot + 16 + key_len;
+        assert_eq!((densest, sparsest), (248, 416));
     }
 }
