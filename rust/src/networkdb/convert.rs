@@ -76,6 +76,11 @@ pub fn push_pull_to_wire(p: &ev::NetworkPushPull) -> pb::NetworkPushPull {
     }
 }
 
+/// An attachment of this node's state as it is sent (nothing copied).
+pub fn network_entry_to_wire<'a>(n: &ev::NetworkEntryRef<'a>) -> pb::NetworkEntryRef<'a> {
+    pb::NetworkEntryRef { network_id: n.network_id, l_time: n.ltime, node_name: n.node_name, leaving: n.leaving }
+}
+
 /// A received attachment as the data model merges it (nothing copied).
 pub fn network_entry_from_wire<'a>(n: &pb::NetworkEntryRef<'a>) -> ev::NetworkEntryRef<'a> {
     ev::NetworkEntryRef { network_id: n.network_id, ltime: n.l_time, node_name: n.node_name, leaving: n.leaving }

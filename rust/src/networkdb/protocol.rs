@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::convert::{
-    network_entry_from_wire, network_from_wire, network_to_wire, node_from_wire, node_to_wire,
-    table_from_wire, table_to_wire,
+    network_entry_from_wire, network_entry_to_wire, network_from_wire, network_to_wire, node_from_wire,
+    node_to_wire, table_from_wire, table_to_wire,
 };
 use super::db::NetworkDb;
 use super::events::{NetworkEvent, NetworkEventType, NodeEvent, NodeEventType, TableEvent, TableEventType, WatchEvent};
@@ -625,15 +625,7 @@ impl Delegate for Core {
 
     fn local_state(&mut self, join: bool) -> Vec<u8> {
         let (l_time, node_name, entries) = self.db.local_push_pull_refs(join);
-        let networks = entries
-            .iter()
-            .map(|n| pb::NetworkEntryRef {
-                network_id: n.network_id,
-                l_time: n.ltime,
-                node_name: n.node_name,
-                leaving: n.leaving,
-            })
-            .collect();
+        let networks = entries.iter().map(network_entry_to_wire).collect();
         pb::NetworkPushPullRef { l_time, networks, node_name }.encode_gossip()
     }
 

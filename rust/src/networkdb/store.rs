@@ -51,7 +51,6 @@ use super::names::{Interner, NodeNames};
 use super::strmap::StrMap;
 use super::SECOND;
 
-
 /// An entry key: up to 22 bytes inline, longer ones in one shared
 /// allocation. Received events are looked up by key in every node's store,
 /// and following a pointer to the key's bytes was the simulator's largest
@@ -127,9 +126,9 @@ impl fmt::Debug for Key {
 }
 
 
-/// The entries of one (network, table) pair, by key. A hash map (`strmap`): most work
-/// is point lookups of received events (a B-tree cost ~20 string compares
-/// each); the ordered walks (bulk sync, prefix walk) sort the keys.
+/// The entries of one (network, table) pair, by key. A hash map (`strmap`):
+/// most work is point lookups of received events (a B-tree cost ~20 string
+/// compares each); the ordered walks (bulk sync, prefix walk) sort the keys.
 #[derive(Debug, Clone, Default)]
 struct Group(StrMap<Key, Entry>);
 

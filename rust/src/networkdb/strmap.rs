@@ -93,13 +93,16 @@ impl<K: Borrow<str>, V> StrMap<K, V> {
     /// Sets `key` to `value`; returns the value it replaces (the stored key
     /// is kept then, as `HashMap::insert` does).
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if let Ok(i) = self.find(key.borrow()) {
-            return self.slots[i].0.as_mut().map(|(_, v)| std::mem::replace(v, value));
-        }
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        if let Err(i) = self.find(key.borrow()) {
+        let free = match self.find(key.borrow()) {
+            Ok(i) => return self.slots[i].0.as_mut().map(|(_, v)| std::mem::replace(v, value)),
+            Err(i) if (self.len + 1) * 2 <= self.slots.len() => Some(i),
+            // Full (or no slots yet): grow, then probe the new table.
+            Err(_) => {
+                self.grow();
+                self.find(key.borrow()).err()
+            }
+        };
+        if let Some(i) = free {
             self.slots[i].0 = Some((key, value));
             self.len += 1;
         }

@@ -287,13 +287,8 @@ fn ip_buf(ip: IpAddr) -> ([u8; 16], usize) {
 }
 
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.octets().to_vec(),
-            None => v6.octets().to_vec(),
-        },
-    }
+    let (b, len) = ip_buf(ip);
+    b[..len].to_vec()
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
@@ -585,18 +580,12 @@ impl Memberlist {
         true
     }
 
-    /// [`Self::send_best_effort_to`] by process-wide node id (`intern::node_id`):
-    /// networkdb knows its peers' ids, so a gossip send needs no name lookup.
-    pub fn send_best_effort_to_id(&mut self, id: u32, msg: &[u8]) -> bool {
-        let Some(i) = self.index.by_id(id) else { return false };
-        let (to, pmax) = (self.nodes[i].addr(), self.nodes[i].pmax());
-        self.raw_send(to, Some(pmax), user_frame(msg));
-        true
-    }
-
-    /// [`Self::send_best_effort_to_id`] of bytes shared by several sends
-    /// (networkdb's gossip goes to a few peers per round): they are framed
-    /// and compressed once, recognised by identity rather than compared.
+    /// Sends a user message over UDP to the member with process-wide node id
+    /// `id` (`intern::node_id`; false if unknown): networkdb knows its peers'
+    /// ids, so a gossip send needs no name lookup. The bytes are shared by
+    /// several sends (networkdb's gossip goes to a few peers per round): they
+    /// are framed and compressed once, recognised by identity rather than
+    /// compared.
     pub fn send_best_effort_shared(&mut self, id: u32, msg: &std::sync::Arc<[u8]>) -> bool {
         let Some(i) = self.index.by_id(id) else { return false };
         let (to, pmax) = (self.nodes[i].addr(), self.nodes[i].pmax());
@@ -1036,11 +1025,20 @@ impl Memberlist {
     /// copies cost more than the encoding).
     fn local_push_pull_bytes(&mut self, join: bool, d: &mut impl Delegate) -> Vec<u8> {
         let user_state = d.local_state(join);
-        let ips: Vec<([u8; 16], usize)> = self.nodes.iter().map(|n| ip_buf(n.addr().ip())).collect();
-        let nodes = self.nodes.iter().zip(&ips).map(|(n, (ip, len))| PushNodeStateRef {
+        // Each member's address, read once, as the bytes and port it is sent as.
+        let addrs: Vec<([u8; 16], usize, u16)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let at = n.addr();
+                let (ip, len) = ip_buf(at.ip());
+                (ip, len, at.port())
+            })
+            .collect();
+        let nodes = self.nodes.iter().zip(&addrs).map(|(n, (ip, len, port))| PushNodeStateRef {
             name: std::borrow::Cow::Borrowed(n.name()),
             addr: &ip[..*len],
-            port: n.addr().port(),
+            port: *port,
             meta: self.meta(n.id),
             incarnation: n.incarnation,
             state: n.state,
@@ -1191,11 +1189,7 @@ impl Memberlist {
         self.followup_at = Some(now + JOIN_FOLLOWUP);
         let mut tokens = Vec::with_capacity(addrs.len());
         for &a in addrs {
-            let t = self.token();
-            self.pending.insert(t, Pending::PushPull);
-            let data = self.local_push_pull_bytes(true, d);
-            self.actions.push(Action::Stream { to: a, data, token: Some(t) });
-            tokens.push(t);
+            tokens.push(self.open_push_pull(a, true, d));
         }
         tokens
     }
@@ -1491,11 +1485,18 @@ impl Memberlist {
         let pick = self.random_nodes(1, |n| n.name() == &*me || n.state != node_state::ALIVE);
         if let Some(&i) = pick.first() {
             let addr = self.nodes[i].addr();
-            let t = self.token();
-            self.pending.insert(t, Pending::PushPull);
-            let data = self.local_push_pull_bytes(false, d);
-            self.actions.push(Action::Stream { to: addr, data, token: Some(t) });
+            self.open_push_pull(addr, false, d);
         }
+    }
+
+    /// Sends this node's state to `to` on a new stream, whose reply is a
+    /// push/pull to merge; returns the stream's token.
+    fn open_push_pull(&mut self, to: SocketAddr, join: bool, d: &mut impl Delegate) -> u64 {
+        let t = self.token();
+        self.pending.insert(t, Pending::PushPull);
+        let data = self.local_push_pull_bytes(join, d);
+        self.actions.push(Action::Stream { to, data, token: Some(t) });
+        t
     }
 }
 

@@ -812,7 +812,7 @@ mod speed {
     #[test]
     #[ignore]
     fn compress_speed() {
-        for (what, input) in [("members", members(5000)), ("noisy", noisy(5000)), ("packet", noisy(20)[..1400].to_vec())] {
+        for (what, input) in [("members", members(5000)), ("noisy", noisy(5000)), ("noisy, packet-sized", noisy(20)[..1400].to_vec())] {
             let reps = 4_000_000 / input.len();
             let t = std::time::Instant::now();
             let mut total = 0;
