@@ -2,6 +2,7 @@
 //! feature (turned on by maturin) adds the thin PyO3 layer in `py*` modules.
 
 pub mod bitseq;
+pub mod cache;
 pub mod fasthash;
 pub mod idm;
 pub mod intern;

@@ -142,14 +142,7 @@ impl<K: Borrow<str>, V> StrMap<K, V> {
             return;
         }
         let i = hash(key) as usize & self.mask();
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `_mm_prefetch` only hints; the address is inside `slots`.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i).cast::<i8>());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        crate::cache::prefetch(&self.slots[i]);
     }
 
     fn grow(&mut self) {

@@ -13,7 +13,8 @@ use super::rng::Rng;
 use super::suspicion::{suspicion_timeout, Suspicion};
 use crate::wire::crypto::{self, Keyring};
 use crate::wire::memberlist::{
-    decode_packet, decode_stream_ref, encode_message, encode_push_pull_stream, encode_stream, make_compound, msg_type,
+    decode_packet, decode_stream_ref, encode_compressed_resuming, encode_message, encode_push_pull_stream, encode_stream,
+    make_compound, msg_type,
     node_state, wrap_packet, Ack, Alive, Dead, IndirectPing, Message, Nack, PacketOpts, Ping,
     PushNodeState, PushNodeStateRef, PushPullRef, StreamMessage, Suspect, WireError,
 };
@@ -101,6 +102,9 @@ impl Node {
 /// cluster nearly every entry changes nothing.
 #[derive(Debug, Clone, Copy)]
 struct AliveView<'a> {
+    /// The node's name's id if already looked up (`Some(None)`: the name
+    /// has no id, so no member has it).
+    id: Option<Option<u32>>,
     incarnation: u32,
     node: &'a str,
     addr: &'a [u8],
@@ -112,6 +116,7 @@ struct AliveView<'a> {
 impl<'a> AliveView<'a> {
     fn of(a: &'a Alive) -> Self {
         AliveView {
+            id: None,
             incarnation: a.incarnation,
             node: &a.node,
             addr: &a.addr,
@@ -121,8 +126,9 @@ impl<'a> AliveView<'a> {
         }
     }
 
-    fn of_push(r: &'a PushNodeStateRef<'a>) -> Self {
+    fn of_push(r: &'a PushNodeStateRef<'a>, id: Option<u32>) -> Self {
         AliveView {
+            id: Some(id),
             incarnation: r.incarnation,
             node: &r.name,
             addr: r.addr,
@@ -262,8 +268,15 @@ pub struct Memberlist {
     last_shared: Option<(std::sync::Arc<[u8]>, bool, Vec<u8>)>,
     /// State changes queue no broadcasts (see `mute_broadcasts`).
     muted: bool,
+    /// The last push/pull's compression, to resume (see `compress_push_pull`).
+    push_pull_lzw: crate::wire::lzw::Resume,
     pub counters: Counters,
 }
+
+/// Plain push/pulls from this size on are compressed on a thread of their
+/// own while the answering node merges (a thread costs ~20 µs; LZW over
+/// 64 KB, ~300 µs).
+const PARALLEL_COMPRESS_MIN: usize = 64 * 1024;
 
 /// How long after a join the follow-up push/pull runs. When many nodes join at
 /// once, each alive message is only retransmitted a few times and some pairs of
@@ -362,6 +375,7 @@ impl Memberlist {
             followup_at: None,
             last_wrap: None,
             last_shared: None,
+            push_pull_lzw: Default::default(),
             muted: false,
             counters: Counters::default(),
         };
@@ -689,7 +703,11 @@ impl Memberlist {
         let Some(ip) = ip_from_bytes(a.addr) else { return };
         let addr = SocketAddr::new(ip, a.port);
         let mut updates_node = false;
-        let idx = match self.index.get(a.node) {
+        let found = match a.id {
+            Some(id) => id.and_then(|id| self.index.by_id(id)),
+            None => self.index.get(a.node),
+        };
+        let idx = match found {
             Some(i) => {
                 let st = &self.nodes[i];
                 if st.addr() != addr {
@@ -868,9 +886,21 @@ impl Memberlist {
         // The suspicions below come from this node; a borrow of `self.cfg`
         // would conflict with the `&mut self` calls, so one copy per merge.
         let me = self.cfg.name.clone();
-        for r in nodes {
+        // Each member costs two cache misses on a node's cold state: its
+        // index slot, then its record. Both are asked for ahead (the slot
+        // twice as far), so that the misses of several members overlap.
+        const AHEAD: usize = 8;
+        let ids: Vec<Option<u32>> = nodes.iter().map(|r| crate::intern::find_node_id(&r.name)).collect();
+        for (k, r) in nodes.iter().enumerate() {
+            if let Some(slot) = ids.get(k + 2 * AHEAD).copied().flatten().and_then(|id| self.index.0.get(id as usize)) {
+                crate::cache::prefetch(slot);
+            }
+            let ahead = ids.get(k + AHEAD).copied().flatten();
+            if let Some(n) = ahead.and_then(|id| self.index.by_id(id)).and_then(|p| self.nodes.get(p)) {
+                crate::cache::prefetch(n);
+            }
             match r.state {
-                node_state::ALIVE => self.alive_node(now, AliveView::of_push(r), false, d),
+                node_state::ALIVE => self.alive_node(now, AliveView::of_push(r, ids[k]), false, d),
                 node_state::LEFT => self.dead_node(now, r.incarnation, &r.name, &r.name, d),
                 // A node the peer thinks dead is only suspected here.
                 _ => self.suspect_node(now, r.incarnation, &r.name, &me),
@@ -1024,6 +1054,12 @@ impl Memberlist {
     /// each (a push/pull lists every member; at thousands of members the
     /// copies cost more than the encoding).
     fn local_push_pull_bytes(&mut self, join: bool, d: &mut impl Delegate) -> Vec<u8> {
+        let plain = self.plain_push_pull(join, d);
+        self.compress_push_pull(plain, |_| {}, false)
+    }
+
+    /// [`Self::local_push_pull_bytes`] before compression.
+    fn plain_push_pull(&mut self, join: bool, d: &mut impl Delegate) -> Vec<u8> {
         let user_state = d.local_state(join);
         // Each member's address, read once, as the bytes and port it is sent as.
         let addrs: Vec<([u8; 16], usize, u16)> = self
@@ -1044,8 +1080,35 @@ impl Memberlist {
             state: n.state,
             vsn: &n.vsn,
         });
-        let data = encode_push_pull_stream(join, nodes, &user_state, self.cfg.enable_compression);
-        self.seal_stream(data)
+        encode_push_pull_stream(join, nodes, &user_state, false)
+    }
+
+    /// A push/pull's plain bytes, compressed (when configured) and sealed,
+    /// while `beside` runs on this node. A push/pull mostly repeats the
+    /// node's last one (every member; then the user state, whose clock may
+    /// have moved), and LZW over every member was half of a push/pull's
+    /// cost: the compression resumes the last one past their common start.
+    /// With `parallel`, a large state is compressed on a thread of its own
+    /// while `beside` runs (an answer merges the peer's state meanwhile), so
+    /// that a long push/pull holds a simulation's other threads back for less.
+    fn compress_push_pull(&mut self, plain: Vec<u8>, beside: impl FnOnce(&mut Self), parallel: bool) -> Vec<u8> {
+        if !self.cfg.enable_compression {
+            beside(self);
+            return self.seal_stream(plain);
+        }
+        let mut memo = std::mem::take(&mut self.push_pull_lzw);
+        let z = if parallel && plain.len() >= PARALLEL_COMPRESS_MIN {
+            std::thread::scope(|s| {
+                let job = s.spawn(|| encode_compressed_resuming(&plain, &mut memo));
+                beside(self);
+                job.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+        } else {
+            beside(self);
+            encode_compressed_resuming(&plain, &mut memo)
+        };
+        self.push_pull_lzw = memo;
+        self.seal_stream(z)
     }
 
     fn encode_stream_bytes(&mut self, msg: &Message) -> Vec<u8> {
@@ -1082,10 +1145,13 @@ impl Memberlist {
                 if pp.nodes.len() > MAX_PUSH_NODES {
                     return Err(SwimError::Unexpected("push/pull with too many nodes".into()));
                 }
-                let out = self.local_push_pull_bytes(pp.join, d);
-                self.merge_state(now, &pp.nodes, d);
-                d.merge_remote_state(now, pp.user_state, pp.join);
-                Some(out)
+                // Memberlist answers with its state from before the merge.
+                let plain = self.plain_push_pull(pp.join, d);
+                let merge = |me: &mut Self| {
+                    me.merge_state(now, &pp.nodes, d);
+                    d.merge_remote_state(now, pp.user_state, pp.join);
+                };
+                Some(self.compress_push_pull(plain, merge, true))
             }
             StreamMessage::Other(Message::Ping(p)) => {
                 if !p.node.is_empty() && p.node != self.cfg.name {

@@ -534,3 +534,61 @@ fn a_push_pull_where_an_ack_was_expected_is_reported_as_before() {
         Err(SwimError::Unexpected(format!("{alive:?} on a stream")))
     );
 }
+
+/// The members a push/pull on a stream lists: name -> (incarnation, state).
+fn listed(bytes: &[u8]) -> std::collections::BTreeMap<String, (u32, u8)> {
+    match decode_stream(bytes) {
+        Ok(Some((Message::PushPull(pp), _))) => pp
+            .nodes
+            .into_iter()
+            .map(|n| (n.name, (n.incarnation, n.state)))
+            .collect(),
+        other => panic!("not a push/pull: {other:?}"),
+    }
+}
+
+/// The push/pull a node opens at `now` (its bytes on the stream).
+fn opened(ml: &mut Memberlist, d: &mut PlainDelegate, now: u64) -> Vec<u8> {
+    ml.join(now, &[addr(200)], d);
+    let sent: Vec<Vec<u8>> = ml
+        .take_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Stream { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    sent.into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn each_push_pull_lists_the_members_as_they_are_when_it_is_sent() {
+    // Enough members for several LZW table resets (a later push/pull
+    // resumes the compression of the one before) and for an answer to be
+    // compressed on a thread of its own while the node merges.
+    let (mut ml, mut d) = lan();
+    let many: Vec<PushNodeState> = (1..=1200u32)
+        .map(|i| {
+            let a = SocketAddr::from(([10, 8, (i >> 8) as u8, i as u8], 7946));
+            state(&format!("mt-many-{i}"), a, 1, node_state::ALIVE)
+        })
+        .collect();
+    merge(&mut ml, &mut d, 2 * SEC, many.clone());
+    let first = listed(&opened(&mut ml, &mut d, 3 * SEC));
+    assert_eq!(first.len(), 1206);
+    assert_eq!(first["mt-many-1100"], (1, node_state::ALIVE));
+
+    // A peer's push/pull raises one member's incarnation: the answer is
+    // the state before the merge, as memberlist answers.
+    let mut peer = many;
+    peer[1099].incarnation = 9;
+    let answer = ml.handle_stream(4 * SEC, addr(201), &push_pull(peer), &mut d);
+    let answer = listed(&answer.ok().flatten().unwrap_or_default());
+    assert_eq!(answer, first);
+
+    // The next push/pull carries the change, and nothing else differs.
+    let mut then = listed(&opened(&mut ml, &mut d, 5 * SEC));
+    assert_eq!(then.insert("mt-many-1100".into(), (1, node_state::ALIVE)), Some((9, node_state::ALIVE)));
+    assert_eq!(then, first);
+}

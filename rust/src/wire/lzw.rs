@@ -72,6 +72,75 @@ thread_local! {
 /// Compresses `input` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` followed
 /// by one `Write` and `Close` does.
 pub fn compress(input: &[u8]) -> Vec<u8> {
+    encode(input, None, &mut Vec::new())
+}
+
+/// The encoder's state right after one of its clear codes: its table empty,
+/// codes 9 bits wide, and the byte at `pos` its pending code. What it wrote
+/// up to there, and what it writes from there, depend only on
+/// `input[..=pos]`, so an input that starts with the same bytes can be
+/// compressed from here.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    pos: usize,
+    /// The output so far: its whole bytes and the pending bits.
+    out_len: usize,
+    acc: u64,
+    nbits: u32,
+    /// Digest of the input since the previous cut (from 0 for the first),
+    /// up to and including `pos`.
+    digest: u128,
+}
+
+/// What a compression leaves for the next one (see [`compress_resuming`]).
+#[derive(Default, Debug)]
+pub struct Resume {
+    out: Vec<u8>,
+    cuts: Vec<Cut>,
+}
+
+impl Resume {
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.out.capacity() + self.cuts.capacity() * std::mem::size_of::<Cut>()
+    }
+}
+
+/// [`compress`], resuming the previous compression kept in `memo` from its
+/// last clear code whose input so far is also this input's; leaves this
+/// compression in `memo`. The output is the same as `compress`'s. A node's
+/// push/pull repeats most of its previous one (every member, then a user
+/// state whose clock moved): LZW over the repeated part is skipped.
+pub fn compress_resuming(input: &[u8], memo: &mut Resume) -> Vec<u8> {
+    // Cuts are checked in order: each one's digest covers the input since
+    // the one before, so all of them up to a cut matching means the whole
+    // prefix does (to the digest's 128 bits).
+    let mut start = 0;
+    let mut kept = 0;
+    for c in &memo.cuts {
+        if c.pos >= input.len() || crate::fasthash::digest128(&input[start..=c.pos]) != c.digest {
+            break;
+        }
+        start = c.pos + 1;
+        kept += 1;
+    }
+    let mut cuts: Vec<Cut> = memo.cuts[..kept].to_vec();
+    let from = cuts.last().map(|c| (*c, &memo.out[..c.out_len]));
+    let out = encode(input, from, &mut cuts);
+    for c in &mut cuts[kept..] {
+        c.digest = crate::fasthash::digest128(&input[start..=c.pos]);
+        start = c.pos + 1;
+    }
+    memo.cuts = cuts;
+    memo.out.clear();
+    memo.out.extend_from_slice(&out);
+    out
+}
+
+/// The encoder: from the start of `input`, or from a cut of an earlier
+/// input with the same prefix (and that input's output up to the cut).
+/// Pushes a [`Cut`] (without its digest) at each clear code after the start.
+fn encode(input: &[u8], from: Option<(Cut, &[u8])>, cuts: &mut Vec<Cut>) -> Vec<u8> {
     let mut slots = DICT.with(|d| d.take());
     if slots.len() < 1 << DICT_MAX_BITS {
         slots = vec![0; 1 << DICT_MAX_BITS];
@@ -90,10 +159,22 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
     // The last code handed out, and the code at which the width grows.
     let mut hi = u32::from(EOF);
     let mut overflow: u32 = 512;
-    w.put(u32::from(CLEAR), width);
-    if let Some((&first, rest)) = input.split_first() {
-        let mut code = u32::from(first);
-        for &b in rest {
+    // Where the loop starts: the pending code's position.
+    let first = match from {
+        Some((c, written)) if c.pos < input.len() => {
+            w.out.extend_from_slice(written);
+            w.acc = c.acc;
+            w.nbits = c.nbits;
+            Some(c.pos)
+        }
+        _ => {
+            w.put(u32::from(CLEAR), width);
+            (!input.is_empty()).then_some(0)
+        }
+    };
+    if let Some(first) = first {
+        let mut code = u32::from(input[first]);
+        for (pos, &b) in input.iter().enumerate().skip(first + 1) {
             let key = code << 8 | u32::from(b);
             // Go's hash: two cheap operations on the critical path, where a
             // multiply and shift were four cycles.
@@ -127,6 +208,7 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
                 hi = u32::from(EOF);
                 overflow = 512;
                 table.fill(0);
+                cuts.push(Cut { pos, out_len: w.out.len(), acc: w.acc, nbits: w.nbits, digest: 0 });
             } else {
                 // `i` is the empty slot where `key` goes.
                 table[i] = key << 12 | hi;
@@ -713,6 +795,26 @@ mod tests {
     /// ends with the table full (the last code handed out at the end) among
     /// them.
     #[test]
+    fn resuming_keeps_the_cuts_of_a_shared_prefix() {
+        // A push/pull-like input: long enough for several resets.
+        let a = super::speed::members(3000);
+        let mut memo = Resume::default();
+        assert_eq!(compress_resuming(&a, &mut memo), compress(&a));
+        let cuts = memo.cuts.len();
+        assert!(cuts >= 3, "{cuts} clear codes");
+        // The same members and a changed last byte: every cut still applies.
+        let mut b = a.clone();
+        *b.last_mut().unwrap() ^= 0x55;
+        assert_eq!(compress_resuming(&b, &mut memo), compress(&b));
+        assert_eq!(memo.cuts.len(), cuts);
+        // A change in the first bytes: no cut applies, and they are redone.
+        let mut c = b.clone();
+        c[0] ^= 1;
+        assert_eq!(compress_resuming(&c, &mut memo), compress(&c));
+        assert!(memo.out == compress(&c) && memo.cuts.len() == cuts);
+    }
+
+    #[test]
     fn every_prefix_across_a_reset() {
         let mut x: u32 = 12345;
         let data: Vec<u8> = (0..9000)
@@ -755,6 +857,33 @@ mod tests {
             let got = compress(&data);
             prop_assert_eq!(&got, &oracle::compress(&data));
             prop_assert_eq!(decompress(&got, BIG).unwrap(), data);
+        }
+
+        /// Resuming from the previous input's clear codes gives the bytes a
+        /// fresh compression gives, for an input that shares any prefix with
+        /// the previous one (all of it, none, across a reset or not), and
+        /// again for a third input after that.
+        #[test]
+        fn resuming_same_as_fresh(
+            data in proptest::collection::vec(any::<u8>(), 0..40_000),
+            alphabet in 1u32..=256,
+            cut in any::<usize>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..3000),
+            flip in any::<usize>(),
+        ) {
+            let a: Vec<u8> = data.iter().map(|&b| (u32::from(b) % alphabet) as u8).collect();
+            let keep = if a.is_empty() { 0 } else { cut % (a.len() + 1) };
+            let mut b = a[..keep].to_vec();
+            b.extend(tail.iter().map(|&x| (u32::from(x) % alphabet) as u8));
+            let mut c = a.clone();
+            if !c.is_empty() {
+                let i = flip % c.len();
+                c[i] = c[i].wrapping_add(1);
+            }
+            let mut memo = Resume::default();
+            for input in [&a, &a, &b, &c, &a] {
+                prop_assert_eq!(compress_resuming(input, &mut memo), compress(input));
+            }
         }
 
         /// The decoder gives what the first one gave (output or error) on
@@ -812,7 +941,18 @@ mod speed {
     #[test]
     #[ignore]
     fn compress_speed() {
-        for (what, input) in [("members", members(5000)), ("noisy", noisy(5000)), ("noisy, packet-sized", noisy(20)[..1400].to_vec())] {
+        let mut inputs = vec![
+            ("members".to_string(), members(5000)),
+            ("noisy".to_string(), noisy(5000)),
+            ("noisy, packet-sized".to_string(), noisy(20)[..1400].to_vec()),
+        ];
+        // Real payloads (say, dumped from a simulation), by path.
+        for path in std::env::var("LZW_SPEED_FILES").unwrap_or_default().split_whitespace() {
+            if let Ok(data) = std::fs::read(path) {
+                inputs.push((path.to_string(), data));
+            }
+        }
+        for (what, input) in inputs {
             let reps = 4_000_000 / input.len();
             let t = std::time::Instant::now();
             let mut total = 0;

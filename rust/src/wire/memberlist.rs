@@ -752,14 +752,24 @@ pub struct PacketOpts {
 
 /// `compress{Algo: 0, Buf: lzw(payload)}` with its type byte 9.
 pub fn encode_compressed(payload: &[u8]) -> Vec<u8> {
-    let buf = lzw::compress(payload);
+    compress_message(&lzw::compress(payload))
+}
+
+/// [`encode_compressed`] through [`lzw::compress_resuming`]: the same bytes,
+/// sooner when `payload` starts as the last one compressed with `memo` did.
+pub fn encode_compressed_resuming(payload: &[u8], memo: &mut lzw::Resume) -> Vec<u8> {
+    compress_message(&lzw::compress_resuming(payload, memo))
+}
+
+/// A compress message around LZW bytes.
+fn compress_message(buf: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len() + 16);
     out.push(msg_type::COMPRESS);
     write_struct(
         &mut out,
         &[
             ("Algo", Some(F::Uint(LZW_ALGO))),
-            ("Buf", Some(F::Bytes(&buf))),
+            ("Buf", Some(F::Bytes(buf))),
         ],
     );
     out
