@@ -102,9 +102,10 @@ impl Node {
 /// cluster nearly every entry changes nothing.
 #[derive(Debug, Clone, Copy)]
 struct AliveView<'a> {
-    /// The node's name's id if already looked up (`Some(None)`: the name
-    /// has no id, so no member has it).
-    id: Option<Option<u32>>,
+    /// The name's id, when it had one before (an id never changes); `None`:
+    /// look the name up. A push/pull may name a new member twice, so "no id
+    /// when the merge began" does not mean "no member" by the second time.
+    id: Option<u32>,
     incarnation: u32,
     node: &'a str,
     addr: &'a [u8],
@@ -128,7 +129,7 @@ impl<'a> AliveView<'a> {
 
     fn of_push(r: &'a PushNodeStateRef<'a>, id: Option<u32>) -> Self {
         AliveView {
-            id: Some(id),
+            id,
             incarnation: r.incarnation,
             node: &r.name,
             addr: r.addr,
@@ -704,7 +705,7 @@ impl Memberlist {
         let addr = SocketAddr::new(ip, a.port);
         let mut updates_node = false;
         let found = match a.id {
-            Some(id) => id.and_then(|id| self.index.by_id(id)),
+            Some(id) => self.index.by_id(id),
             None => self.index.get(a.node),
         };
         let idx = match found {
