@@ -1051,15 +1051,9 @@ impl Memberlist {
     }
 
     /// This node's push/pull (its members and the delegate's state), encoded
-    /// for a stream: written from the member records, with no owned copy of
-    /// each (a push/pull lists every member; at thousands of members the
-    /// copies cost more than the encoding).
-    fn local_push_pull_bytes(&mut self, join: bool, d: &mut impl Delegate) -> Vec<u8> {
-        let plain = self.plain_push_pull(join, d);
-        self.compress_push_pull(plain, |_| {}, false)
-    }
-
-    /// [`Self::local_push_pull_bytes`] before compression.
+    /// for a stream before compression: written from the member records, with
+    /// no owned copy of each (a push/pull lists every member; at thousands of
+    /// members the copies cost more than the encoding).
     fn plain_push_pull(&mut self, join: bool, d: &mut impl Delegate) -> Vec<u8> {
         let user_state = d.local_state(join);
         // Each member's address, read once, as the bytes and port it is sent as.
@@ -1081,7 +1075,7 @@ impl Memberlist {
             state: n.state,
             vsn: &n.vsn,
         });
-        encode_push_pull_stream(join, nodes, &user_state, false)
+        encode_push_pull_stream(join, nodes, &user_state)
     }
 
     /// A push/pull's plain bytes, compressed (when configured) and sealed,
@@ -1561,7 +1555,8 @@ impl Memberlist {
     fn open_push_pull(&mut self, to: SocketAddr, join: bool, d: &mut impl Delegate) -> u64 {
         let t = self.token();
         self.pending.insert(t, Pending::PushPull);
-        let data = self.local_push_pull_bytes(join, d);
+        let plain = self.plain_push_pull(join, d);
+        let data = self.compress_push_pull(plain, |_| {}, false);
         self.actions.push(Action::Stream { to, data, token: Some(t) });
         t
     }

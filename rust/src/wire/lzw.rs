@@ -99,13 +99,6 @@ pub struct Resume {
     cuts: Vec<Cut>,
 }
 
-impl Resume {
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.out.capacity() + self.cuts.capacity() * std::mem::size_of::<Cut>()
-    }
-}
-
 /// [`compress`], resuming the previous compression kept in `memo` from its
 /// last clear code whose input so far is also this input's; leaves this
 /// compression in `memo`. The output is the same as `compress`'s. A node's
@@ -791,9 +784,6 @@ mod tests {
         assert_eq!(decompress(&zeros, 100_000).unwrap().len(), 100_000);
     }
 
-    /// Every length of an input up to past its first reset: the one that
-    /// ends with the table full (the last code handed out at the end) among
-    /// them.
     #[test]
     fn resuming_keeps_the_cuts_of_a_shared_prefix() {
         // A push/pull-like input: long enough for several resets.
@@ -814,6 +804,9 @@ mod tests {
         assert!(memo.out == compress(&c) && memo.cuts.len() == cuts);
     }
 
+    /// Every length of an input up to past its first reset: the one that
+    /// ends with the table full (the last code handed out at the end) among
+    /// them.
     #[test]
     fn every_prefix_across_a_reset() {
         let mut x: u32 = 12345;

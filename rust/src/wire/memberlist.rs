@@ -364,14 +364,13 @@ fn write_push_pull_header(out: &mut Vec<u8>, nodes: usize, user_state: usize, jo
     );
 }
 
-/// [`encode_stream`] of a [`Message::PushPull`] (the same bytes), its node
-/// states given as views: a member list is encoded from its records without
-/// an owned copy of each.
+/// [`encode_stream`] of a [`Message::PushPull`] without compression (the
+/// same bytes), its node states given as views: a member list is encoded from
+/// its records without an owned copy of each. The caller compresses.
 pub fn encode_push_pull_stream<'a>(
     join: bool,
     nodes: impl ExactSizeIterator<Item = PushNodeStateRef<'a>>,
     user_state: &[u8],
-    compress: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + nodes.len() * 96 + user_state.len());
     write_push_pull_header(&mut out, nodes.len(), user_state.len(), join);
@@ -379,11 +378,7 @@ pub fn encode_push_pull_stream<'a>(
         encode_push_node_state(&mut out, &n);
     }
     out.extend_from_slice(user_state);
-    if compress {
-        encode_compressed(&out)
-    } else {
-        out
-    }
+    out
 }
 
 /// Writes `msg`'s type byte and body into `out`. `PushPull` and `User` get
@@ -1859,7 +1854,8 @@ mod tests {
             join in any::<bool>(),
             compress in any::<bool>(),
         ) {
-            let views = encode_push_pull_stream(join, nodes.iter().map(PushNodeState::as_ref), &user_state, compress);
+            let views = encode_push_pull_stream(join, nodes.iter().map(PushNodeState::as_ref), &user_state);
+            let views = if compress { encode_compressed(&views) } else { views };
             let owned = encode_stream(&Message::PushPull(PushPull { join, nodes, user_state }), compress);
             prop_assert_eq!(views, owned);
         }
