@@ -31,7 +31,7 @@ pub(crate) fn actions_to_py(py: Python<'_>, actions: Vec<Action>) -> Vec<PyActio
         .into_iter()
         .map(|a| match a {
             Action::Packet { to, data } => ("packet", to.ip().to_string(), to.port(), PyBytes::new(py, &data), None),
-            Action::Stream { to, data, token } => {
+            Action::Stream { to, data, token, .. } => {
                 ("stream", to.ip().to_string(), to.port(), PyBytes::new(py, &data), token)
             }
         })

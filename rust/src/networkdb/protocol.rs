@@ -19,7 +19,7 @@ use super::store::{NodeId, TableError, TableOutcome};
 use super::Config as DbConfig;
 use crate::swim::queue::{keyed, BroadcastQueue};
 use crate::swim::rng::Rng;
-use crate::swim::{Action, Config as MlConfig, Delegate, Member, Memberlist, SwimError};
+use crate::swim::{Action, Config as MlConfig, Delegate, Member, Memberlist, StreamBytes, SwimError};
 use crate::wire::crypto::Keyring;
 use crate::wire::memberlist::{node_state, Message as MlMessage};
 use crate::wire::networkdb::{self as pb, Decode, Payload};
@@ -823,8 +823,20 @@ impl NdbNode {
     }
 
     pub fn handle_stream(&mut self, now: u64, from: SocketAddr, data: &[u8]) -> Result<Option<Vec<u8>>, SwimError> {
+        Ok(self.handle_stream_inflated(now, from, data, None)?.map(|r| r.data))
+    }
+
+    /// [`Self::handle_stream`] given what `data` decompresses to
+    /// (`Memberlist::handle_stream_inflated`).
+    pub fn handle_stream_inflated(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        data: &[u8],
+        ahead: Option<&[u8]>,
+    ) -> Result<Option<StreamBytes>, SwimError> {
         self.pre();
-        let r = self.ml.handle_stream(now, from, data, &mut self.core);
+        let r = self.ml.handle_stream_inflated(now, from, data, ahead, &mut self.core);
         self.after(now);
         r
     }
@@ -834,8 +846,19 @@ impl NdbNode {
     }
 
     pub fn handle_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) -> Result<bool, SwimError> {
+        self.handle_stream_reply_inflated(now, token, data, None)
+    }
+
+    /// [`Self::handle_stream_reply`] given what the reply decompresses to.
+    pub fn handle_stream_reply_inflated(
+        &mut self,
+        now: u64,
+        token: u64,
+        data: Option<&[u8]>,
+        ahead: Option<&[u8]>,
+    ) -> Result<bool, SwimError> {
         self.pre();
-        let r = self.ml.handle_stream_reply(now, token, data, &mut self.core);
+        let r = self.ml.handle_stream_reply_inflated(now, token, data, ahead, &mut self.core);
         self.stream_reply_done(now, token, r)
     }
 
@@ -1255,11 +1278,11 @@ impl crate::sim::Machine for NdbNode {
     fn on_packet(&mut self, now: u64, from: SocketAddr, data: &[u8]) {
         self.handle_packet(now, from, data)
     }
-    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-        self.handle_stream(now, from, data).ok().flatten()
+    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8], ahead: Option<&[u8]>) -> Option<StreamBytes> {
+        self.handle_stream_inflated(now, from, data, ahead).ok().flatten()
     }
-    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) {
-        let _ = self.handle_stream_reply(now, token, data);
+    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>, ahead: Option<&[u8]>) {
+        let _ = self.handle_stream_reply_inflated(now, token, data, ahead);
     }
     fn poll_timeout(&self) -> u64 {
         NdbNode::poll_timeout(self)

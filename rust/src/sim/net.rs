@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::swim::rng::Rng;
-use crate::swim::Action;
+use crate::swim::{Action, StreamBytes};
 
 /// What the simulator needs from a protocol machine.
 pub trait Machine: Send {
@@ -29,8 +29,10 @@ pub trait Machine: Send {
     type Note: Send;
     fn addr(&self) -> SocketAddr;
     fn on_packet(&mut self, now: u64, from: SocketAddr, data: &[u8]);
-    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>>;
-    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>);
+    /// A stream's bytes and, as `ahead`, what they decompress to when the
+    /// sender gave that ([`StreamBytes::plain`]); returns the answer.
+    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8], ahead: Option<&[u8]>) -> Option<StreamBytes>;
+    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>, ahead: Option<&[u8]>);
     fn poll_timeout(&self) -> u64;
     fn on_timeout(&mut self, now: u64);
     fn take_actions(&mut self) -> Vec<Action>;
@@ -101,8 +103,51 @@ impl Ord for Scheduled {
 enum Event {
     Timer { node: usize },
     Packet { to: usize, from: SocketAddr, data: Vec<u8> },
-    Stream { to: usize, from: usize, data: Vec<u8>, token: Option<u64> },
-    Reply { to: usize, token: u64, data: Option<Vec<u8>> },
+    // Boxed: every queued event is as large as the largest kind.
+    Stream { to: usize, from: usize, data: Box<Payload>, token: Option<u64> },
+    Reply { to: usize, token: u64, data: Option<Box<Payload>> },
+}
+
+/// A stream's bytes and, while few bytes are held so, the sender's plain
+/// bytes they decompress to (`StreamBytes`): the receiver reads those
+/// instead of decompressing (its `open_stream` checks them in tests).
+#[derive(Debug)]
+struct Payload {
+    data: Vec<u8>,
+    plain: Option<Vec<u8>>,
+}
+
+/// Only streams this large carry their plain bytes: decompressing a large
+/// one (a push/pull, a bulk sync) is part of a long event that holds every
+/// shard back; a small one is not worth holding.
+/// Tests hand over every stream's plain bytes, which the receiver checks.
+const PLAIN_MIN: usize = if cfg!(test) { 1 } else { 16 << 10 };
+/// Plain bytes held in flight at most, over all runs in the process: when
+/// every node opens a push/pull at once they would double a large run's
+/// memory, for nothing (long events at one time run in parallel anyway).
+const PLAIN_BUDGET: usize = 128 << 20;
+static PLAIN_HELD: AtomicUsize = AtomicUsize::new(0);
+
+impl Payload {
+    fn new(s: StreamBytes) -> Box<Self> {
+        let plain = s.plain.filter(|p| {
+            s.data.len() >= PLAIN_MIN
+                && PLAIN_HELD
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                        (h + p.len() <= PLAIN_BUDGET).then_some(h + p.len())
+                    })
+                    .is_ok()
+        });
+        Box::new(Payload { data: s.data, plain })
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        if let Some(p) = &self.plain {
+            PLAIN_HELD.fetch_sub(p.len(), Ordering::Relaxed);
+        }
+    }
 }
 
 impl Event {
@@ -257,7 +302,7 @@ impl<M: Machine> Shard<'_, M> {
                     let at = now + self.uplink(i, now, data.len()) + self.delay(i);
                     self.schedule(i, at, Event::Packet { to: j, from: from_addr, data });
                 }
-                Action::Stream { to, data, token } => {
+                Action::Stream { to, data, token, plain } => {
                     let s = self.slot(i);
                     s.traffic.streams_sent += 1;
                     s.traffic.bytes_sent += data.len() as u64;
@@ -265,6 +310,7 @@ impl<M: Machine> Shard<'_, M> {
                         Some(j) if net.reachable(i, j) => {
                             // A TCP exchange: connection set-up plus the send.
                             let at = now + self.uplink(i, now, data.len()) + 2 * self.delay(i);
+                            let data = Payload::new(StreamBytes { data, plain });
                             self.schedule(i, at, Event::Stream { to: j, from: i, data, token });
                         }
                         _ => {
@@ -325,8 +371,8 @@ impl<M: Machine> Shard<'_, M> {
                 let reply = match s.m.as_mut() {
                     Some(m) => {
                         s.traffic.streams_received += 1;
-                        s.traffic.bytes_received += data.len() as u64;
-                        let r = m.on_stream(at, from_addr, &data);
+                        s.traffic.bytes_received += data.data.len() as u64;
+                        let r = m.on_stream(at, from_addr, &data.data, data.plain.as_deref());
                         self.after_input(to, at);
                         r
                     }
@@ -334,12 +380,12 @@ impl<M: Machine> Shard<'_, M> {
                 };
                 if let Some(t) = token {
                     if let Some(r) = &reply {
-                        self.slot(to).traffic.bytes_sent += r.len() as u64;
+                        self.slot(to).traffic.bytes_sent += r.data.len() as u64;
                     }
                     let ok = net.reachable(to, from);
-                    let up = reply.as_ref().map_or(0, |r| self.uplink(to, at, r.len()));
+                    let up = reply.as_ref().map_or(0, |r| self.uplink(to, at, r.data.len()));
                     let at = at + if ok { up + self.delay(to) } else { net.cfg.stream_timeout };
-                    let data = if ok { reply } else { None };
+                    let data = if ok { reply.map(Payload::new) } else { None };
                     self.schedule(to, at, Event::Reply { to: from, token: t, data });
                 }
             }
@@ -347,9 +393,10 @@ impl<M: Machine> Shard<'_, M> {
                 let s = self.slot(to);
                 if let Some(m) = s.m.as_mut() {
                     if let Some(d) = &data {
-                        s.traffic.bytes_received += d.len() as u64;
+                        s.traffic.bytes_received += d.data.len() as u64;
                     }
-                    m.on_stream_reply(at, token, data.as_deref());
+                    let ahead = data.as_ref().and_then(|d| d.plain.as_deref());
+                    m.on_stream_reply(at, token, data.as_ref().map(|d| &d.data[..]), ahead);
                     self.after_input(to, at);
                 }
             }

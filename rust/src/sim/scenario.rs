@@ -18,7 +18,7 @@ use crate::networkdb::events::{NetworkEntry, NetworkPushPull};
 use crate::networkdb::protocol::{NdbNode, Settings, Trace};
 use crate::swim::rng::Rng;
 use crate::swim::suspicion::suspicion_timeout;
-use crate::swim::{Action, Config as MlConfig};
+use crate::swim::{Action, Config as MlConfig, StreamBytes};
 use crate::wire::memberlist::{encode_stream, node_state, Message, PushNodeState, PushPull};
 use crate::wire::networkdb::Payload;
 
@@ -418,11 +418,11 @@ impl Machine for SimNode {
     fn on_packet(&mut self, now: u64, from: SocketAddr, data: &[u8]) {
         self.ndb.handle_packet(now, from, data)
     }
-    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-        self.ndb.handle_stream(now, from, data).ok().flatten()
+    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8], ahead: Option<&[u8]>) -> Option<StreamBytes> {
+        self.ndb.handle_stream_inflated(now, from, data, ahead).ok().flatten()
     }
-    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) {
-        let _ = self.ndb.handle_stream_reply(now, token, data);
+    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>, ahead: Option<&[u8]>) {
+        let _ = self.ndb.handle_stream_reply_inflated(now, token, data, ahead);
     }
     fn poll_timeout(&self) -> u64 {
         self.ndb.poll_timeout()

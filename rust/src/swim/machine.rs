@@ -13,8 +13,8 @@ use super::rng::Rng;
 use super::suspicion::{suspicion_timeout, Suspicion};
 use crate::wire::crypto::{self, Keyring};
 use crate::wire::memberlist::{
-    decode_packet, decode_stream_ref, encode_compressed_resuming, encode_message, encode_push_pull_stream, encode_stream,
-    make_compound, msg_type,
+    decode_packet, decode_stream_inflated, decode_stream_ref, encode_compressed, encode_compressed_resuming,
+    encode_message, encode_push_pull_stream, encode_stream, inflate_stream, make_compound, msg_type,
     node_state, wrap_packet, Ack, Alive, Dead, IndirectPing, Message, Nack, PacketOpts, Ping,
     PushNodeState, PushNodeStateRef, PushPullRef, StreamMessage, Suspect, WireError,
 };
@@ -34,8 +34,19 @@ pub enum Action {
     Packet { to: SocketAddr, data: Vec<u8> },
     /// Open a TCP connection to `to` and write `data`. With a token, read one
     /// stream message back and hand it to `handle_stream_reply` (or `None` on
-    /// error or after the TCP timeout).
-    Stream { to: SocketAddr, data: Vec<u8>, token: Option<u64> },
+    /// error or after the TCP timeout). `plain`: see [`StreamBytes`].
+    Stream { to: SocketAddr, data: Vec<u8>, token: Option<u64>, plain: Option<Vec<u8>> },
+}
+
+/// A stream message as sent and, when it is compressed and not encrypted,
+/// the message before compression, which the receiver's decompression gives
+/// back exactly (LZW is lossless). A simulator hands it to the receiver
+/// (`handle_stream_inflated`) instead of having it decompress what this node
+/// has just compressed; a real transport sends `data` and drops it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamBytes {
+    pub data: Vec<u8>,
+    pub plain: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -579,8 +590,8 @@ impl Memberlist {
     }
 
     fn stream(&mut self, to: SocketAddr, msg: &Message, token: Option<u64>) {
-        let data = self.encode_stream_bytes(msg);
-        self.actions.push(Action::Stream { to, data, token });
+        let StreamBytes { data, plain } = self.encode_stream_bytes(msg);
+        self.actions.push(Action::Stream { to, data, token, plain });
     }
 
     /// Address and highest protocol version of a known node.
@@ -1025,26 +1036,32 @@ impl Memberlist {
     }
 
     /// Decrypts (into `plain`) and decodes one stream message; a push/pull
-    /// comes out borrowed from `data`, `plain` or `inflated` (where a
-    /// compressed message is decompressed).
+    /// comes out borrowed from `data`, `plain`, `ahead` (what unencrypted,
+    /// compressed `data` decompresses to, when the caller has it) or
+    /// `inflated` (where a compressed message is decompressed).
     fn open_stream<'a>(
         &self,
         data: &'a [u8],
+        ahead: Option<&'a [u8]>,
         plain: &'a mut Vec<u8>,
         inflated: &'a mut Vec<u8>,
     ) -> Result<StreamMessage<'a>, SwimError> {
-        let buf: &'a [u8] = match &self.keyring {
+        // Tests check every plain byte a simulated sender hands over.
+        if cfg!(any(test, debug_assertions)) && ahead.is_some() && self.keyring.is_none() {
+            assert_eq!(inflate_stream(data).as_deref(), ahead, "a stream's plain bytes are not what it inflates to");
+        }
+        let (buf, ahead): (&'a [u8], _) = match &self.keyring {
+            // A sender with a keyring sends no plain bytes.
             Some(kr) => match crypto::decrypt_stream(kr, data)? {
                 Some((p, _)) => {
                     *plain = p;
-                    let plain: &'a Vec<u8> = plain;
-                    plain
+                    (plain, None)
                 }
                 None => return Err(WireError::Truncated.into()),
             },
-            None => data,
+            None => (data, ahead),
         };
-        match decode_stream_ref(buf, inflated)? {
+        match decode_stream_inflated(buf, ahead, inflated)? {
             Some((m, _)) => Ok(m),
             None => Err(WireError::Truncated.into()),
         }
@@ -1086,10 +1103,10 @@ impl Memberlist {
     /// With `parallel`, a large state is compressed on a thread of its own
     /// while `beside` runs (an answer merges the peer's state meanwhile), so
     /// that a long push/pull holds a simulation's other threads back for less.
-    fn compress_push_pull(&mut self, plain: Vec<u8>, beside: impl FnOnce(&mut Self), parallel: bool) -> Vec<u8> {
+    fn compress_push_pull(&mut self, plain: Vec<u8>, beside: impl FnOnce(&mut Self), parallel: bool) -> StreamBytes {
         if !self.cfg.enable_compression {
             beside(self);
-            return self.seal_stream(plain);
+            return self.seal_stream(plain, None);
         }
         let mut memo = std::mem::take(&mut self.push_pull_lzw);
         let z = if parallel && plain.len() >= PARALLEL_COMPRESS_MIN {
@@ -1103,22 +1120,29 @@ impl Memberlist {
             encode_compressed_resuming(&plain, &mut memo)
         };
         self.push_pull_lzw = memo;
-        self.seal_stream(z)
+        self.seal_stream(z, Some(plain))
     }
 
-    fn encode_stream_bytes(&mut self, msg: &Message) -> Vec<u8> {
-        let data = encode_stream(msg, self.cfg.enable_compression);
-        self.seal_stream(data)
+    fn encode_stream_bytes(&mut self, msg: &Message) -> StreamBytes {
+        let plain = encode_stream(msg, false);
+        if self.cfg.enable_compression {
+            let z = encode_compressed(&plain);
+            self.seal_stream(z, Some(plain))
+        } else {
+            self.seal_stream(plain, None)
+        }
     }
 
-    /// Encrypts (with a keyring) and counts stream bytes about to be sent.
-    fn seal_stream(&mut self, mut data: Vec<u8>) -> Vec<u8> {
+    /// Encrypts (with a keyring) and counts stream bytes about to be sent;
+    /// `plain`: what `data` was compressed from, if it was.
+    fn seal_stream(&mut self, mut data: Vec<u8>, mut plain: Option<Vec<u8>>) -> StreamBytes {
         if let Some(kr) = &self.keyring {
             data = crypto::encrypt_stream(kr, self.cfg.encryption_version, &data);
+            plain = None;
         }
         self.counters.streams_sent += 1;
         self.counters.stream_bytes_sent += data.len() as u64;
-        data
+        StreamBytes { data, plain }
     }
 
     /// One framed stream message received on an accepted TCP connection;
@@ -1130,10 +1154,24 @@ impl Memberlist {
         data: &[u8],
         d: &mut impl Delegate,
     ) -> Result<Option<Vec<u8>>, SwimError> {
+        Ok(self.handle_stream_inflated(now, from, data, None, d)?.map(|r| r.data))
+    }
+
+    /// [`Self::handle_stream`] given what `data` decompresses to, when the
+    /// caller has it (`ahead`: a simulator passes the sender's
+    /// [`StreamBytes::plain`]); the answer comes with its own.
+    pub fn handle_stream_inflated(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        data: &[u8],
+        ahead: Option<&[u8]>,
+        d: &mut impl Delegate,
+    ) -> Result<Option<StreamBytes>, SwimError> {
         self.counters.streams_received += 1;
         self.counters.stream_bytes_received += data.len() as u64;
         let (mut plain, mut inflated) = (Vec::new(), Vec::new());
-        let msg = self.open_stream(data, &mut plain, &mut inflated)?;
+        let msg = self.open_stream(data, ahead, &mut plain, &mut inflated)?;
         let _ = from;
         let reply = match msg {
             StreamMessage::PushPull(pp) => {
@@ -1175,13 +1213,26 @@ impl Memberlist {
         data: Option<&[u8]>,
         d: &mut impl Delegate,
     ) -> Result<bool, SwimError> {
+        self.handle_stream_reply_inflated(now, token, data, None, d)
+    }
+
+    /// [`Self::handle_stream_reply`] given what the reply decompresses to
+    /// (see [`Self::handle_stream_inflated`]).
+    pub fn handle_stream_reply_inflated(
+        &mut self,
+        now: u64,
+        token: u64,
+        data: Option<&[u8]>,
+        ahead: Option<&[u8]>,
+        d: &mut impl Delegate,
+    ) -> Result<bool, SwimError> {
         let Some(kind) = self.pending.remove(&token) else {
             return Err(SwimError::UnknownToken(token));
         };
         let Some(data) = data else { return Ok(false) };
         self.counters.stream_bytes_received += data.len() as u64;
         let (mut plain, mut inflated) = (Vec::new(), Vec::new());
-        let msg = self.open_stream(data, &mut plain, &mut inflated)?;
+        let msg = self.open_stream(data, ahead, &mut plain, &mut inflated)?;
         self.stream_reply_message(now, kind, msg, d)
     }
 
@@ -1556,8 +1607,8 @@ impl Memberlist {
         let t = self.token();
         self.pending.insert(t, Pending::PushPull);
         let plain = self.plain_push_pull(join, d);
-        let data = self.compress_push_pull(plain, |_| {}, false);
-        self.actions.push(Action::Stream { to, data, token: Some(t) });
+        let StreamBytes { data, plain } = self.compress_push_pull(plain, |_| {}, false);
+        self.actions.push(Action::Stream { to, data, token: Some(t), plain });
         t
     }
 }

@@ -15,4 +15,4 @@ pub mod suspicion;
 
 pub use config::Config;
 pub use delegate::{Delegate, Member};
-pub use machine::{Action, Memberlist, SwimError};
+pub use machine::{Action, Memberlist, StreamBytes, SwimError};

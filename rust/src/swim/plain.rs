@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use super::config::Config;
 use super::delegate::{Delegate, Member};
-use super::machine::{Action, Memberlist, SwimError};
+use super::machine::{Action, Memberlist, StreamBytes, SwimError};
 use super::queue::BroadcastQueue;
 use crate::wire::crypto::Keyring;
 
@@ -121,11 +121,13 @@ impl crate::sim::Machine for PlainNode {
     fn on_packet(&mut self, now: u64, from: SocketAddr, data: &[u8]) {
         self.handle_packet(now, from, data)
     }
-    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-        self.handle_stream(now, from, data).ok().flatten()
+    fn on_stream(&mut self, now: u64, from: SocketAddr, data: &[u8], ahead: Option<&[u8]>) -> Option<StreamBytes> {
+        self.sync();
+        self.ml.handle_stream_inflated(now, from, data, ahead, &mut self.d).ok().flatten()
     }
-    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>) {
-        let _ = self.handle_stream_reply(now, token, data);
+    fn on_stream_reply(&mut self, now: u64, token: u64, data: Option<&[u8]>, ahead: Option<&[u8]>) {
+        self.sync();
+        let _ = self.ml.handle_stream_reply_inflated(now, token, data, ahead, &mut self.d);
     }
     fn poll_timeout(&self) -> u64 {
         self.ml.poll_timeout()

@@ -947,6 +947,28 @@ pub fn decode_stream_ref<'a>(
     buf: &'a [u8],
     scratch: &'a mut Vec<u8>,
 ) -> Result<Option<(StreamMessage<'a>, usize)>, WireError> {
+    decode_stream_inflated(buf, None, scratch)
+}
+
+/// The decompressed message of a stream buffer that is one complete, valid
+/// compressed message; `None` for anything else (plain, cut short, corrupt).
+pub fn inflate_stream(buf: &[u8]) -> Option<Vec<u8>> {
+    let (&t, body) = buf.split_first()?;
+    if t != msg_type::COMPRESS {
+        return None;
+    }
+    Reader::new(body).skip().ok()?;
+    read_compressed(body, MAX_STREAM_DECOMPRESSED).ok().map(|(inner, _)| inner)
+}
+
+/// [`decode_stream_ref`] given `inflate_stream(buf)` (`inflated`, when the
+/// caller has it: the sender's plain bytes in a simulation), which it then
+/// does not decompress again. Anything else as `inflated` is a caller's bug.
+pub fn decode_stream_inflated<'a>(
+    buf: &'a [u8],
+    inflated: Option<&'a [u8]>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Option<(StreamMessage<'a>, usize)>, WireError> {
     let Some((&t, body)) = buf.split_first() else {
         return Ok(None);
     };
@@ -959,9 +981,15 @@ pub fn decode_stream_ref<'a>(
             Err(e) => return Err(e),
             Ok(()) => {}
         }
-        let (inner, used) = read_compressed(body, MAX_STREAM_DECOMPRESSED)?;
-        *scratch = inner;
-        let inner: &'a Vec<u8> = scratch;
+        let (inner, used): (&'a [u8], usize) = match inflated {
+            // The map skipped is the compress{} struct read_compressed reads.
+            Some(inner) => (inner, r.position()),
+            None => {
+                let (inner, used) = read_compressed(body, MAX_STREAM_DECOMPRESSED)?;
+                *scratch = inner;
+                (scratch, used)
+            }
+        };
         let (&it, ibody) = inner.split_first().ok_or(WireError::Truncated)?;
         if matches!(it, msg_type::COMPRESS | msg_type::ENCRYPT) {
             return Err(WireError::Malformed(format!(
@@ -1774,6 +1802,10 @@ mod tests {
         let mut scratch = Vec::new();
         let got = decode_stream_ref(buf, &mut scratch).map(|o| o.map(|(m, n)| (m.into_owned(), n)));
         prop_assert_eq!(&got, &want);
+        // Given what it decompresses to (a simulator's sender's plain bytes).
+        let (ahead, mut scratch) = (inflate_stream(buf), Vec::new());
+        let got = decode_stream_inflated(buf, ahead.as_deref(), &mut scratch);
+        prop_assert_eq!(&got.map(|o| o.map(|(m, n)| (m.into_owned(), n))), &want);
         prop_assert_eq!(decode_stream(buf), want);
         if let Some((&t, body)) = buf.split_first() {
             let want = owned_stream_body(t, &mut Reader::new(body)).ok();
@@ -1865,8 +1897,11 @@ mod tests {
             let enc = encode_stream(&msg, compress);
             let mut buf = enc.clone();
             buf.extend_from_slice(&tail);
-            prop_assert_eq!(decode_stream(&buf).unwrap(), Some((msg, enc.len())));
+            prop_assert_eq!(decode_stream(&buf).unwrap(), Some((msg.clone(), enc.len())));
             prop_assert_eq!(decode_stream(&enc[..enc.len() / 2]).unwrap(), None);
+            // What a compressed stream inflates to is the message uncompressed.
+            let plain = encode_stream(&msg, false);
+            prop_assert_eq!(inflate_stream(&buf), compress.then_some(plain));
         }
 
         #[test]
