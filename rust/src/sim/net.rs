@@ -119,8 +119,8 @@ struct Payload {
 
 /// Only streams this large carry their plain bytes: decompressing a large
 /// one (a push/pull, a bulk sync) is part of a long event that holds every
-/// shard back; a small one is not worth holding.
-/// Tests hand over every stream's plain bytes, which the receiver checks.
+/// shard back; a small one is not worth holding. In tests every stream
+/// carries them, so that the receiver checks them all.
 const PLAIN_MIN: usize = if cfg!(test) { 1 } else { 16 << 10 };
 /// Plain bytes held in flight at most, over all runs in the process: when
 /// every node opens a push/pull at once they would double a large run's
