@@ -119,13 +119,14 @@ pub fn digest128(bytes: &[u8]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn digest_tells_apart_any_one_changed_byte() {
         let base: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
         let d = digest128(&base);
         assert_eq!(d, digest128(&base.clone()));
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         seen.insert(d);
         for i in 0..base.len() {
             let mut x = base.clone();
@@ -137,7 +138,6 @@ mod tests {
             assert!(seen.insert(digest128(&vec![0u8; n])), "{n} zero bytes");
         }
     }
-    use std::collections::HashSet;
 
     #[test]
     fn fixed_and_spread() {
